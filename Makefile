@@ -1,0 +1,27 @@
+# Two commands do everything: `make run` and `make test`.
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+
+.PHONY: run test bench setup clean
+
+$(STAMP): requirements.txt
+	test -x $(PY) || python3 -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -r requirements.txt
+	touch $(STAMP)
+
+setup: $(STAMP)
+	mkdir -p var
+
+run: setup  ## migrate, seed the demo tenant, serve on 127.0.0.1:$${PORT:-8000} with a Celery worker
+	bin/run
+
+test: setup  ## the whole suite, on the embedded defaults unless DATABASE_URL / CELERY_BROKER_URL say otherwise
+	$(PY) -m pytest $(PYTEST_ARGS)
+
+bench: setup  ## benchmarks; set DATABASE_URL to a PostgreSQL database for the COPY comparison
+	$(PY) bench/run.py
+
+clean:
+	rm -rf var .pytest_cache

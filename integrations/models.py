@@ -1,0 +1,184 @@
+"""Integrations, their metrics, and the secrets issued for them."""
+
+from django.conf import settings
+from django.core.validators import RegexValidator
+from django.db import models
+from django.urls import reverse
+
+from . import vault
+from .tokens import HashedToken
+
+
+class Direction(models.TextChoices):
+    INBOUND = "inbound", "Inbound (the portal receives)"
+    OUTBOUND = "outbound", "Outbound (the portal sends to a vendor)"
+
+
+class Protocol(models.TextChoices):
+    """The five reference protocols (shared/seeds), one module each in integrations/protocols/."""
+
+    DATA_INTEGRATION = "data_integration", "Data integration (POST /api/v1/data/<data_type>/)"
+    PUBLIC_API = "public_api", "Public API v3 (accounts, groups, scores)"
+    UPLOAD_API = "upload_api", "Upload API (OAuth2, UploadData / GetResults)"
+    FILE_UPLOAD = "file_upload", "File Upload API (presigned PUT)"
+    SOURCE_IMPORT = "source_import", "Import endpoint (POST /api/v1/source/import)"
+
+
+class DataFormat(models.TextChoices):
+    CSV = "csv", "CSV"
+    JSON = "json", "JSON"
+
+
+# What users type (as in the seed's "8/16/2016") → what strptime reads.
+DATE_FORMATS = {
+    "M/D/YYYY": "%m/%d/%Y",
+    "D/M/YYYY": "%d/%m/%Y",
+    "YYYY-MM-DD": "%Y-%m-%d",
+    "DD.MM.YYYY": "%d.%m.%Y",
+    "YYYY/MM/DD": "%Y/%m/%d",
+}
+
+
+class Integration(models.Model):
+    class UnknownUser(models.TextChoices):
+        CREATE = "create", "Create the account"
+        REJECT = "reject", "Reject the upload"
+
+    tenant = models.ForeignKey("portal.Tenant", on_delete=models.CASCADE, related_name="integrations")
+    name = models.CharField(max_length=200)
+    direction = models.CharField(max_length=10, choices=Direction.choices, default=Direction.INBOUND)
+    protocol = models.CharField(max_length=20, choices=Protocol.choices, default=Protocol.DATA_INTEGRATION)
+    data_type = models.CharField(
+        max_length=64,
+        validators=[RegexValidator(r"^[a-z0-9][a-z0-9_-]*$", "Lower-case letters, digits, '-' and '_' only.")],
+        help_text="The DATA_TYPE in the endpoint: /api/v1/data/<data_type>/",
+    )
+    enabled = models.BooleanField(default=True)
+    sandbox = models.BooleanField("Sandbox Mode", default=True)
+
+    # Data Format tab
+    data_format = models.CharField(max_length=4, choices=DataFormat.choices, default=DataFormat.CSV)
+    field_keys = models.JSONField(default=list, blank=True, help_text="CSV headers or JSON keys the file must contain")
+    user_key = models.CharField(max_length=100, default="email", help_text="The field key that names the user")
+    date_key = models.CharField(max_length=100, default="date", help_text="The field key that holds the date")
+    date_format = models.CharField(
+        max_length=20, choices=[(k, k) for k in DATE_FORMATS], default="M/D/YYYY"
+    )
+    flatten_json = models.BooleanField("Flatten nested JSON", default=True)
+    flatten_separator = models.CharField(max_length=3, default=".", blank=True)
+    unknown_user = models.CharField(max_length=10, choices=UnknownUser.choices, default=UnknownUser.CREATE)
+
+    # Outbound: where and how to call the vendor
+    endpoint_url = models.URLField("Vendor endpoint", max_length=500, blank=True)
+    vendor_credentials = models.TextField(blank=True, editable=False, help_text="Fernet ciphertext; never shown")
+    max_attempts = models.PositiveSmallIntegerField(default=5)
+
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["name"]
+        constraints = [
+            models.UniqueConstraint(fields=["tenant", "direction", "data_type"], name="one_data_type_per_direction")
+        ]
+
+    def __str__(self):
+        return self.name
+
+    def get_absolute_url(self):
+        return reverse("integration_settings", args=[self.tenant.slug, self.pk])
+
+    @property
+    def is_inbound(self):
+        return self.direction == Direction.INBOUND
+
+    @property
+    def strptime_format(self):
+        return DATE_FORMATS[self.date_format]
+
+    @property
+    def endpoint_path(self):
+        """The inbound ENDPOINT path, always with its trailing slash (seed 000)."""
+        return reverse("data_upload", args=[self.data_type])
+
+    def endpoint(self, request=None):
+        """The ENDPOINT shown on the Credentials tab: absolute, trailing slash."""
+        if request is not None:
+            return request.build_absolute_uri(self.endpoint_path)
+        return settings.PORTAL_BASE_URL.rstrip("/") + self.endpoint_path
+
+    # Vendor credentials: write-only from the outside.
+    @property
+    def has_vendor_credentials(self):
+        return bool(self.vendor_credentials)
+
+    def set_vendor_credentials(self, secrets):
+        self.vendor_credentials = vault.encrypt(secrets) if secrets else ""
+
+    def read_vendor_credentials(self):
+        """Only the outbound client calls this, right before it calls the vendor."""
+        return vault.decrypt(self.vendor_credentials)
+
+
+class Metric(models.Model):
+    class Aggregation(models.TextChoices):
+        SUM = "sum", "Sum"
+        COUNT = "count", "Count of records"
+        MAX = "max", "Maximum"
+        MIN = "min", "Minimum"
+        LAST = "last", "Last value received"
+
+    integration = models.ForeignKey(Integration, on_delete=models.CASCADE, related_name="metrics")
+    name = models.CharField(max_length=100)
+    source_key = models.CharField(max_length=100, help_text="The field key the values come from")
+    aggregation = models.CharField(max_length=10, choices=Aggregation.choices, default=Aggregation.SUM)
+
+    class Meta:
+        ordering = ["name"]
+        constraints = [models.UniqueConstraint(fields=["integration", "name"], name="metric_name_unique")]
+
+    def __str__(self):
+        return f"{self.name} ({self.get_aggregation_display()} of {self.source_key})"
+
+
+class IntegrationToken(HashedToken):
+    """An inbound integration's AUTH_TOKEN (seed 000 "Credentials"). One active at a time."""
+
+    integration = models.ForeignKey(Integration, on_delete=models.CASCADE, related_name="tokens")
+    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL)
+
+    class Meta:
+        ordering = ["-created_at"]
+
+    def __str__(self):
+        return f"AUTH_TOKEN {self.masked} for {self.integration}"
+
+
+class ApiToken(HashedToken):
+    """A named token for the public API (seed 001) or the File Upload API (seed 003)."""
+
+    class Scope(models.TextChoices):
+        READ = "read", "Read-only"
+        READ_WRITE = "read_write", "Read-write"
+
+    class Kind(models.TextChoices):
+        STANDARD = "standard", "Standard API"
+        FILE_UPLOAD = "file_upload", "File Upload API"
+
+    MAX_ACTIVE_FILE_UPLOAD = 5  # seed 003: "up to 5 active API tokens"
+
+    tenant = models.ForeignKey("portal.Tenant", on_delete=models.CASCADE, related_name="api_tokens")
+    name = models.CharField(max_length=100)
+    scope = models.CharField(max_length=10, choices=Scope.choices, default=Scope.READ)
+    kind = models.CharField(max_length=12, choices=Kind.choices, default=Kind.STANDARD)
+    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL)
+
+    class Meta:
+        ordering = ["-created_at"]
+
+    def __str__(self):
+        return f"API token '{self.name}'"
+
+    @property
+    def can_write(self):
+        return self.scope == self.Scope.READ_WRITE

@@ -1,0 +1,27 @@
+"""Recording audit events: one function, called by the services that change things."""
+
+from .models import AuditEvent
+
+Action = AuditEvent.Action
+
+
+def actor_label(actor):
+    """A user, an API token, or None (the system) as words for the trail."""
+    if actor is None:
+        return "system"
+    if getattr(actor, "is_authenticated", False):
+        return actor.get_username()
+    return str(actor)
+
+
+def record(tenant, actor, action, target="", integration=None, **detail):
+    user = actor if getattr(actor, "is_authenticated", False) else None
+    return AuditEvent.objects.create(
+        tenant=tenant,
+        actor=user,
+        actor_label=actor_label(actor),
+        action=action,
+        target=str(target)[:200],
+        integration=integration,
+        detail=detail,
+    )

@@ -1,0 +1,101 @@
+"""Seed a demo tenant with two sandboxed integrations, and print fresh credentials.
+
+Idempotent: run it again and the same tenant, user and integrations are reused; only the
+tokens are new (old ones are revoked), since a token can only be shown when it is issued.
+"""
+
+import json
+
+from django.contrib.auth import get_user_model
+from django.core.management.base import BaseCommand
+from django.db import transaction
+
+from integrations import services
+from integrations.models import ApiToken, Integration
+from portal.models import Membership, Tenant
+
+DEMO_PASSWORD = "demo-password"
+
+INTEGRATIONS = [
+    {
+        "name": "Calls (JSON)",
+        "data_type": "calls",
+        "data_format": "json",
+        "field_keys": ["email", "date", "calls"],
+        "metrics": [{"name": "calls", "source_key": "calls", "aggregation": "sum"}],
+    },
+    {
+        "name": "Activity (CSV)",
+        "data_type": "activity",
+        "data_format": "csv",
+        "field_keys": ["email", "date", "calls", "talk_minutes", "deals"],
+        "metrics": [
+            {"name": "calls", "source_key": "calls", "aggregation": "sum"},
+            {"name": "talk_minutes", "source_key": "talk_minutes", "aggregation": "sum"},
+            {"name": "deals", "source_key": "deals", "aggregation": "sum"},
+        ],
+    },
+]
+
+
+class Command(BaseCommand):
+    help = "Create (or refresh) a demo tenant, its owner and two sandboxed integrations; print credentials."
+
+    def add_arguments(self, parser):
+        parser.add_argument("--tenant", default="demo", help="tenant slug (default: demo)")
+        parser.add_argument("--json", action="store_true", help="print one JSON object")
+        parser.add_argument("--base-url", default=None, help="base URL shown in endpoints")
+
+    @transaction.atomic
+    def handle(self, *args, tenant, base_url, **options):
+        from django.conf import settings
+
+        base = (base_url or settings.PORTAL_BASE_URL).rstrip("/")
+        tenant_row, _ = Tenant.objects.get_or_create(slug=tenant, defaults={"name": f"{tenant.title()} Inc."})
+        user, _ = get_user_model().objects.get_or_create(
+            username=f"{tenant}-admin", defaults={"email": f"admin@{tenant}.example.com"}
+        )
+        user.set_password(DEMO_PASSWORD)
+        user.save()
+        Membership.objects.update_or_create(tenant=tenant_row, user=user, defaults={"role": Membership.Role.OWNER})
+
+        integrations = []
+        for spec in INTEGRATIONS:
+            spec = dict(spec)
+            metrics = spec.pop("metrics")
+            integration = Integration.objects.filter(tenant=tenant_row, direction="inbound",
+                                                     data_type=spec["data_type"]).first()
+            if integration is None:
+                integration = services.create_integration(
+                    tenant_row, user, user_key="email", date_key="date", date_format="M/D/YYYY",
+                    unknown_user=Integration.UnknownUser.CREATE, metrics=metrics, **spec,
+                )
+            token = services.regenerate_integration_token(integration, user)
+            integrations.append({
+                "name": integration.name,
+                "data_type": integration.data_type,
+                "data_format": integration.data_format,
+                "field_keys": integration.field_keys,
+                "endpoint": base + integration.endpoint_path,
+                "auth_token": token,
+            })
+
+        for old in ApiToken.objects.filter(tenant=tenant_row, name="demo").active():
+            services.revoke_api_token(old, user)
+        _, api_token = services.issue_api_token(tenant_row, user, "demo", ApiToken.Scope.READ_WRITE)
+
+        result = {
+            "base_url": base,
+            "tenant": tenant_row.slug,
+            "username": user.username,
+            "password": DEMO_PASSWORD,
+            "api_token": api_token,
+            "integrations": integrations,
+        }
+        if options["json"]:
+            self.stdout.write(json.dumps(result))
+        else:
+            self.stdout.write(f"Demo tenant '{tenant_row.slug}': sign in at {base}/ as {user.username} / {DEMO_PASSWORD}")
+            for item in integrations:
+                self.stdout.write(f"  {item['name']}: POST {item['endpoint']}  Authorization: Token {item['auth_token']}")
+            self.stdout.write(f"  Standard API token (read-write): {api_token}")

@@ -1,0 +1,117 @@
+"""Shared fixtures: a tenant with an owner, an editor and a viewer, and an outsider in another
+tenant, so that every test can check isolation (after healthchecks' hc/test.py)."""
+
+import pytest
+from django.contrib.auth import get_user_model
+
+from integrations import services
+from integrations.models import ApiToken
+from portal.celery import app as celery_app
+from portal.models import Membership, Tenant
+
+PASSWORD = "correct horse battery staple"
+
+
+@pytest.fixture(autouse=True)
+def _isolated_files_and_eager_tasks(settings, tmp_path):
+    """Files go to a fresh folder; tasks run in-process unless a test starts a real worker."""
+    settings.MEDIA_ROOT = tmp_path / "media"
+    settings.PORTAL_BASE_URL = "http://testserver"
+    celery_app.conf.task_always_eager = True
+    celery_app.conf.task_eager_propagates = True
+    yield
+
+
+def make_user(username, tenant=None, role=None):
+    user = get_user_model().objects.create_user(username, f"{username}@example.com", PASSWORD)
+    if tenant is not None:
+        Membership.objects.create(tenant=tenant, user=user, role=role)
+    return user
+
+
+@pytest.fixture
+def tenant(db):
+    return Tenant.objects.create(slug="acme", name="Acme")
+
+
+@pytest.fixture
+def other_tenant(db):
+    return Tenant.objects.create(slug="globex", name="Globex")
+
+
+@pytest.fixture
+def owner(tenant):
+    return make_user("olivia", tenant, Membership.Role.OWNER)
+
+
+@pytest.fixture
+def editor(tenant):
+    return make_user("eddie", tenant, Membership.Role.EDITOR)
+
+
+@pytest.fixture
+def viewer(tenant):
+    return make_user("vera", tenant, Membership.Role.VIEWER)
+
+
+@pytest.fixture
+def outsider(other_tenant):
+    return make_user("oscar", other_tenant, Membership.Role.OWNER)
+
+
+@pytest.fixture
+def owner_client(client, owner):
+    client.force_login(owner)
+    return client
+
+
+@pytest.fixture
+def editor_client(client, editor):
+    client.force_login(editor)
+    return client
+
+
+@pytest.fixture
+def viewer_client(client, viewer):
+    client.force_login(viewer)
+    return client
+
+
+@pytest.fixture
+def outsider_client(client, outsider):
+    client.force_login(outsider)
+    return client
+
+
+@pytest.fixture
+def calls_integration(tenant, owner):
+    """The demo's JSON integration: field keys email, date, calls; a `calls` sum metric."""
+    return services.create_integration(
+        tenant, owner, name="Calls", data_type="calls", data_format="json",
+        field_keys=["email", "date", "calls"], user_key="email", date_key="date", date_format="M/D/YYYY",
+        metrics=[{"name": "calls", "source_key": "calls", "aggregation": "sum"}],
+    )
+
+
+@pytest.fixture
+def activity_integration(tenant, owner):
+    """A CSV integration with three numeric fields."""
+    return services.create_integration(
+        tenant, owner, name="Activity", data_type="activity", data_format="csv",
+        field_keys=["email", "date", "calls", "talk_minutes", "deals"], user_key="email", date_key="date",
+        date_format="M/D/YYYY",
+        metrics=[{"name": n, "source_key": n, "aggregation": "sum"} for n in ("calls", "talk_minutes", "deals")],
+    )
+
+
+@pytest.fixture
+def api_token(tenant, owner):
+    """A read-write Standard API token (plaintext)."""
+    _, token = services.issue_api_token(tenant, owner, "tests", ApiToken.Scope.READ_WRITE)
+    return token
+
+
+@pytest.fixture
+def read_only_api_token(tenant, owner):
+    _, token = services.issue_api_token(tenant, owner, "tests-ro", ApiToken.Scope.READ)
+    return token

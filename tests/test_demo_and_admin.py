@@ -1,0 +1,57 @@
+"""`manage.py demo --json`, and the Django admin for support staff."""
+
+import json
+
+import pytest
+from django.core.management import call_command
+
+from integrations.models import ApiToken, Integration, IntegrationToken
+from portal.models import Tenant
+
+pytestmark = pytest.mark.django_db
+
+
+def run_demo(*args):
+    from io import StringIO
+
+    out = StringIO()
+    call_command("demo", "--json", *args, stdout=out)
+    return json.loads(out.getvalue())
+
+
+def test_demo_is_idempotent_and_issues_fresh_tokens():
+    first = run_demo()
+    second = run_demo()
+    assert set(first) == {"base_url", "tenant", "username", "password", "api_token", "integrations"}
+    assert first["tenant"] == "demo" and Tenant.objects.count() == 1
+    assert Integration.objects.count() == 2
+    calls = next(i for i in second["integrations"] if i["data_type"] == "calls")
+    assert calls["data_format"] == "json" and calls["field_keys"] == ["email", "date", "calls"]
+    assert calls["endpoint"].endswith("/api/v1/data/calls/")
+    assert first["api_token"] != second["api_token"]
+    assert ApiToken.objects.find(first["api_token"]) is None
+    assert ApiToken.objects.find(second["api_token"]).can_write
+    assert IntegrationToken.objects.find(calls["auth_token"]).integration.data_type == "calls"
+    integration = Integration.objects.get(data_type="activity")
+    assert integration.sandbox and integration.data_format == "csv"
+    assert sorted(integration.metrics.values_list("name", flat=True)) == ["calls", "deals", "talk_minutes"]
+
+
+def test_demo_other_tenant():
+    assert run_demo("--tenant", "other")["tenant"] == "other"
+
+
+def test_admin_lists_models_without_secrets(admin_client, calls_integration, api_token, owner):
+    from integrations import services
+
+    token = services.regenerate_integration_token(calls_integration, owner)
+    row = IntegrationToken.objects.find(token)
+    for path in ["/admin/integrations/integration/", f"/admin/integrations/integration/{calls_integration.pk}/change/",
+                 "/admin/integrations/apitoken/", "/admin/integrations/integrationtoken/",
+                 f"/admin/integrations/integrationtoken/{row.pk}/change/", "/admin/portal/auditevent/",
+                 "/admin/portal/tenant/", "/admin/uploads/upload/", "/admin/uploads/metricvalue/",
+                 "/admin/uploads/account/"]:
+        response = admin_client.get(path)
+        assert response.status_code == 200, path
+        page = response.content.decode()
+        assert row.token_hash not in page and token not in page and api_token not in page

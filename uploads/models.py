@@ -1,0 +1,128 @@
+"""Accounts data is attributed to, uploads from every channel, and the values they produce."""
+
+from django.conf import settings
+from django.db import models
+from django.urls import reverse
+
+
+class Group(models.Model):
+    tenant = models.ForeignKey("portal.Tenant", on_delete=models.CASCADE, related_name="groups")
+    name = models.CharField(max_length=200)
+
+    class Meta:
+        ordering = ["name"]
+        constraints = [models.UniqueConstraint(fields=["tenant", "name"], name="group_name_unique")]
+
+    def __str__(self):
+        return self.name
+
+
+class Account(models.Model):
+    """A person data is attributed to (seed 000: "All data … must be attributable to a user")."""
+
+    tenant = models.ForeignKey("portal.Tenant", on_delete=models.CASCADE, related_name="accounts")
+    email = models.CharField(max_length=254)  # lower-cased on the way in
+    username = models.CharField(max_length=150, blank=True)
+    groups = models.ManyToManyField(Group, blank=True, related_name="accounts")
+    manager = models.ForeignKey("self", null=True, blank=True, on_delete=models.SET_NULL, related_name="reports")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["email"]
+        constraints = [models.UniqueConstraint(fields=["tenant", "email"], name="account_email_unique")]
+
+    def __str__(self):
+        return self.email
+
+
+def upload_path(upload, filename):
+    return f"uploads/{upload.tenant_id}/{upload.integration_id}/{filename}"
+
+
+class Upload(models.Model):
+    """One submission, from any channel, and what became of it."""
+
+    class Channel(models.TextChoices):
+        API = "api", "API"
+        WEB = "web", "Web form"
+        PRESIGNED = "presigned", "Presigned PUT"
+        UPLOAD_DATA = "upload_data", "UploadData"
+        IMPORT = "import", "Import"
+
+    class Status(models.TextChoices):
+        # inbound
+        QUEUED = "queued", "Queued"
+        PROCESSING = "processing", "Processing"
+        PROCESSED = "processed", "Processed"
+        FAILED = "failed", "Failed"
+        WAITING = "waiting", "Waiting behind a failed upload"
+        SKIPPED = "skipped", "Skipped"
+        PURGED = "purged", "Purged"
+        # outbound
+        SENDING = "sending", "Sending"
+        DELIVERED = "delivered", "Delivered"
+        NOT_DELIVERED = "not_delivered", "Not delivered"
+        DRY_RUN = "dry_run", "Dry run (Sandbox Mode)"
+
+    tenant = models.ForeignKey("portal.Tenant", on_delete=models.CASCADE, related_name="uploads")
+    integration = models.ForeignKey("integrations.Integration", on_delete=models.CASCADE, related_name="uploads")
+    channel = models.CharField(max_length=12, choices=Channel.choices)
+    submitted_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL)
+    submitted_via = models.CharField(max_length=200, blank=True, help_text="Which token or user sent it")
+    sandbox = models.BooleanField(default=False, help_text="Was the integration in Sandbox Mode when it arrived")
+
+    file = models.FileField(upload_to=upload_path, max_length=500, blank=True)
+    filename = models.CharField(max_length=255, blank=True)
+    content_type = models.CharField(max_length=100, blank=True)
+    size_bytes = models.BigIntegerField(default=0)
+    sha256 = models.CharField(max_length=64, blank=True)
+
+    status = models.CharField(max_length=14, choices=Status.choices, default=Status.QUEUED, db_index=True)
+    records = models.PositiveIntegerField(default=0)
+    values_written = models.PositiveIntegerField(default=0)
+    errors = models.JSONField(default=list, blank=True, help_text='[{"id", "description", "row", "column"}]')
+    message = models.CharField(max_length=500, blank=True)
+
+    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+
+    def __str__(self):
+        return f"Upload #{self.pk} to {self.integration}"
+
+    def get_absolute_url(self):
+        return reverse("upload_detail", args=[self.tenant.slug, self.pk])
+
+    @property
+    def duration_seconds(self):
+        if self.started_at and self.finished_at:
+            return (self.finished_at - self.started_at).total_seconds()
+        return None
+
+
+class MetricValue(models.Model):
+    """(account, date, metric) → value: what processing an inbound upload produces."""
+
+    tenant = models.ForeignKey("portal.Tenant", on_delete=models.CASCADE, related_name="metric_values")
+    integration = models.ForeignKey(
+        "integrations.Integration", on_delete=models.CASCADE, related_name="metric_values"
+    )
+    metric = models.ForeignKey("integrations.Metric", on_delete=models.CASCADE, related_name="values")
+    account = models.ForeignKey(Account, on_delete=models.CASCADE, related_name="metric_values")
+    date = models.DateField()
+    value = models.FloatField()
+    upload = models.ForeignKey(Upload, null=True, blank=True, on_delete=models.SET_NULL, related_name="values")
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["date", "metric_id", "account_id"]
+        constraints = [
+            models.UniqueConstraint(fields=["metric", "account", "date"], name="one_value_per_account_date_metric")
+        ]
+        indexes = [models.Index(fields=["integration", "date"])]
+
+    def __str__(self):
+        return f"{self.metric.name} {self.account} {self.date}: {self.value}"

@@ -1,6 +1,6 @@
 from django.contrib import admin
 
-from .models import ApiToken, Integration, IntegrationToken, Metric
+from .models import ApiToken, CallLog, Integration, IntegrationToken, Metric
 
 
 class MetricInline(admin.TabularInline):
@@ -64,3 +64,26 @@ class IntegrationTokenAdmin(TokenAdmin):
     list_display = ["prefix", "integration", "created_at", "last_used_at", "revoked_at"]
     list_filter = ["integration__tenant"]
     search_fields = ["prefix", "integration__name"]
+
+
+@admin.register(CallLog)
+class CallLogAdmin(admin.ModelAdmin):
+    """The outbound call history, for support: read-only, secrets already redacted when written."""
+
+    list_display = ["created_at", "tenant", "upload", "attempt", "method", "url", "status_code", "error_class",
+                    "duration_ms", "dry_run"]
+    list_filter = ["dry_run", "status_code", "error_class", "tenant"]
+    search_fields = ["url", "error_message", "upload__id"]
+    list_select_related = ["tenant", "upload"]
+
+    def get_readonly_fields(self, request, obj=None):
+        return [f.name for f in self.model._meta.fields]
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False

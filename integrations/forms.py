@@ -50,6 +50,10 @@ class IntegrationCreateForm(forms.ModelForm):
         data = super().clean()
         if data.get("direction") == Direction.OUTBOUND and not data.get("endpoint_url"):
             self.add_error("endpoint_url", "An outbound integration needs the vendor's endpoint.")
+        if data.get("direction") == Direction.OUTBOUND and not data.get("vendor_token"):
+            self.add_error("vendor_token", "An outbound integration needs the AUTH_TOKEN the vendor issued you.")
+        if data.get("direction") == Direction.INBOUND:
+            data["vendor_token"] = ""  # an inbound integration keeps no vendor secret
         return data
 
     def validate_unique(self):

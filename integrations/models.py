@@ -4,6 +4,7 @@ from django.conf import settings
 from django.core.validators import RegexValidator
 from django.db import models
 from django.urls import reverse
+from django.utils import timezone
 
 from . import vault
 from .tokens import HashedToken
@@ -182,3 +183,77 @@ class ApiToken(HashedToken):
     @property
     def can_write(self):
         return self.scope == self.Scope.READ_WRITE
+
+
+# --- Outbound dispatch ------------------------------------------------------------------
+
+
+class Dispatch(models.Model):
+    """One attempt series sending an upload to a vendor (a Resend starts another)."""
+
+    class Status(models.TextChoices):
+        WAITING = "waiting", "Waiting for its next attempt"
+        SENDING = "sending", "Sending"
+        DELIVERED = "delivered", "Delivered"
+        FAILED = "failed", "Not delivered"
+        DRY_RUN = "dry_run", "Dry run (Sandbox Mode)"
+
+    tenant = models.ForeignKey("portal.Tenant", on_delete=models.CASCADE, related_name="dispatches")
+    upload = models.ForeignKey("uploads.Upload", on_delete=models.CASCADE, related_name="dispatches")
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.WAITING, db_index=True)
+    # The number of the attempt last claimed; a task for attempt n runs only if this is n-1,
+    # so a duplicated task never sends an attempt twice.
+    attempts = models.PositiveSmallIntegerField(default=0)
+    max_attempts = models.PositiveSmallIntegerField(default=5)
+    next_attempt_at = models.DateTimeField(null=True, blank=True)
+    requested_by = models.CharField(max_length=200, blank=True, help_text="Who sent or resent it")
+    created_at = models.DateTimeField(auto_now_add=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["created_at", "id"]
+
+    def __str__(self):
+        return f"Dispatch #{self.pk} of upload #{self.upload_id}"
+
+    @property
+    def is_active(self):
+        return self.status in (self.Status.WAITING, self.Status.SENDING)
+
+
+class CallLog(models.Model):
+    """One HTTP exchange with a vendor, secrets redacted before it is stored."""
+
+    tenant = models.ForeignKey("portal.Tenant", on_delete=models.CASCADE, related_name="call_logs")
+    upload = models.ForeignKey("uploads.Upload", on_delete=models.CASCADE, related_name="call_logs")
+    dispatch = models.ForeignKey(Dispatch, on_delete=models.CASCADE, related_name="calls")
+    attempt = models.PositiveSmallIntegerField()
+    dry_run = models.BooleanField(default=False)
+
+    method = models.CharField(max_length=10)
+    url = models.TextField()
+    request_headers = models.JSONField(default=dict)
+    request_body_size = models.BigIntegerField(default=0)
+    request_body_sha256 = models.CharField(max_length=64, blank=True)
+    request_body_excerpt = models.TextField(blank=True, help_text="The start of the body, redacted")
+
+    status_code = models.PositiveSmallIntegerField(null=True, blank=True)
+    response_headers = models.JSONField(default=dict)
+    response_excerpt = models.TextField(blank=True, help_text="At most 64 KB of the response, redacted")
+    duration_ms = models.PositiveIntegerField(default=0)
+    error_class = models.CharField(max_length=100, blank=True)
+    error_message = models.TextField(blank=True)
+    retry_in_seconds = models.FloatField(null=True, blank=True, help_text="When the attempt is retried: after how long")
+
+    # When the exchange began (rows are written together at the end of their attempt).
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["created_at", "id"]
+
+    def __str__(self):
+        return f"{self.method} {self.url} → {self.status_code or self.error_class}"
+
+    @property
+    def ok(self):
+        return self.status_code is not None and 200 <= self.status_code < 300

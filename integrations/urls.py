@@ -15,6 +15,7 @@ urlpatterns = [
          name="integration_token_regenerate"),
     path("integrations/<int:pk>/delete/", views.integration_delete, name="integration_delete"),
     path("integrations/<int:pk>/purge/", views.integration_purge, name="integration_purge"),
+    path("uploads/<int:pk>/resend/", views.upload_resend, name="upload_resend"),
     path("tokens/", views.token_list, name="token_list"),
     path("tokens/new/", views.token_create, name="token_create"),
     path("tokens/<int:token_pk>/revoke/", views.token_revoke, name="token_revoke"),

@@ -11,7 +11,7 @@ from django.views.decorators.http import require_POST
 from portal.tenancy import tenant_view
 from uploads.purge import purge_integration
 
-from . import services
+from . import outbound, services
 from .forms import (
     ApiTokenForm, DataFormatForm, IntegrationCreateForm, MetricForm, OutboundSettingsForm, SettingsForm,
 )
@@ -165,6 +165,51 @@ def integration_purge(request, pk):
     stats = {"values": integration.metric_values.count(),
              "uploads": integration.uploads.exclude(status="purged").count()}
     return render(request, "integrations/confirm_purge.html", {"integration": integration, "stats": stats})
+
+
+# --- Outbound: sending from the upload form, and Resend -----------------------------
+
+def send_from_upload_form(request, form):
+    """The upload form, for an outbound integration: check the file, then send it (a dry run in
+    Sandbox Mode). Called by uploads.views.upload_create once the form is valid."""
+    from uploads.errors import IntakeError
+    from uploads.intake import content_type_for_file
+    from uploads.models import Upload
+
+    integration, file = form.cleaned_data["integration"], form.cleaned_data["file"]
+    try:
+        upload = outbound.send_upload(
+            integration, file, content_type=content_type_for_file(integration, file.name),
+            channel=Upload.Channel.WEB, submitted_by=request.user, submitted_via=request.user.get_username(),
+            filename=file.name,
+        )
+    except IntakeError as problem:
+        return render(request, "uploads/form.html", {"form": form, "errors": problem.errors}, status=problem.status)
+    except ValidationError as exc:
+        form.add_error(None, exc)
+        return render(request, "uploads/form.html", {"form": form}, status=400)
+    if upload.status == Upload.Status.DRY_RUN:
+        messages.success(request, "Sandbox Mode: the file was checked and the request it would make is logged "
+                                  "below. Nothing was sent.")
+    else:
+        messages.success(request, f"The file is being sent to {integration.name}.")
+    return redirect(upload)
+
+
+@tenant_view(edit=True)
+@require_POST
+def upload_resend(request, pk):
+    from uploads.models import Upload
+
+    upload = get_object_or_404(Upload.objects.filter(tenant=request.tenant), pk=pk)
+    try:
+        upload = outbound.resend_upload(upload, request.user)
+    except ValidationError as exc:
+        messages.error(request, " ".join(exc.messages))
+    else:
+        messages.success(request, "Dry run logged again (Sandbox Mode)." if upload.status == Upload.Status.DRY_RUN
+                         else "Resending: a new series of attempts has started.")
+    return redirect(upload)
 
 
 # --- Standard API Token Management (seed 001) ---------------------------------------

@@ -1,5 +1,7 @@
 """Recording audit events: one function, called by the services that change things."""
 
+from django.contrib.auth.base_user import AbstractBaseUser
+
 from .models import AuditEvent
 
 Action = AuditEvent.Action
@@ -15,7 +17,8 @@ def actor_label(actor):
 
 
 def record(tenant, actor, action, target="", integration=None, **detail):
-    user = actor if getattr(actor, "is_authenticated", False) else None
+    # Only a real user goes in the FK; an API token (ApiPrincipal) is named by its label.
+    user = actor if isinstance(actor, AbstractBaseUser) else None
     return AuditEvent.objects.create(
         tenant=tenant,
         actor=user,

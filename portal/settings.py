@@ -81,7 +81,13 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     import os as _os
 
     DATABASES["default"]["TEST"] = {"NAME": str(VAR_DIR / f"test-{_os.getpid()}.sqlite3")}
-    DATABASES["default"].setdefault("OPTIONS", {})["timeout"] = 30
+    # The web and worker processes write to one file: WAL lets readers go on while one
+    # writes, IMMEDIATE takes the write lock up front instead of failing half-way.
+    DATABASES["default"].setdefault("OPTIONS", {}).update({
+        "timeout": 30,
+        "transaction_mode": "IMMEDIATE",
+        "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
+    })
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 # --- Auth -------------------------------------------------------------------
@@ -106,7 +112,7 @@ STATICFILES_DIRS = [BASE_DIR / "static"]
 # Serve straight from the app folders too, so a fresh clone (or a test's live server)
 # has its CSS before any collectstatic.
 WHITENOISE_USE_FINDERS = True
-MEDIA_ROOT = env.path("MEDIA_ROOT", default=VAR_DIR / "media")
+MEDIA_ROOT = Path(env("MEDIA_ROOT", default=str(VAR_DIR / "media")))
 MEDIA_URL = "media/"
 
 S3_BUCKET = env("PORTAL_S3_BUCKET", default="")
@@ -148,12 +154,14 @@ BROKER_DIR = VAR_DIR / "broker"
 CELERY_BROKER_URL = env("CELERY_BROKER_URL", default="filesystem://")
 CELERY_BROKER_TRANSPORT_OPTIONS = {}
 if CELERY_BROKER_URL.startswith("filesystem://"):
-    _broker_dir = env.path("CELERY_BROKER_FOLDER", default=BROKER_DIR)
+    _broker_dir = Path(env("CELERY_BROKER_FOLDER", default=str(BROKER_DIR)))
+    _broker_dir.mkdir(parents=True, exist_ok=True)  # kombu's filesystem transport expects it
     CELERY_BROKER_TRANSPORT_OPTIONS = {
         "data_folder_in": str(_broker_dir),
         "data_folder_out": str(_broker_dir),
         "processed_folder": str(_broker_dir),
         "store_processed": False,
+        "control_folder": str(_broker_dir / "control"),  # else kombu writes ./control
     }
 CELERY_RESULT_BACKEND = "django-db"
 CELERY_RESULT_EXTENDED = True
@@ -179,6 +187,9 @@ SPECTACULAR_SETTINGS = {
     "Authenticate with `Authorization: Token <API token>` from Standard API Token Management.",
     "VERSION": "3.0.0",
     "SERVE_INCLUDE_SCHEMA": False,
+    # Separate request and response components, so write-only credentials and uploaded
+    # files are described where they belong.
+    "COMPONENT_SPLIT_REQUEST": True,
     # Swagger UI from our own static files (drf-spectacular-sidecar), never a CDN.
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",

@@ -6,5 +6,9 @@ urlpatterns = [
     path("uploads/", views.upload_history, name="upload_history"),
     path("uploads/new/", views.upload_create, name="upload_create"),
     path("uploads/<int:pk>/", views.upload_detail, name="upload_detail"),
+    path("uploads/<int:pk>/status/", views.upload_status, name="upload_status"),
+    path("uploads/<int:pk>/errors.csv", views.upload_errors_csv, name="upload_errors_csv"),
+    path("uploads/<int:pk>/retry/", views.upload_retry, name="upload_retry"),
+    path("uploads/<int:pk>/skip/", views.upload_skip, name="upload_skip"),
     path("integrations/<int:pk>/uploads/", views.integration_uploads, name="integration_uploads"),
 ]

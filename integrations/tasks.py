@@ -1,0 +1,17 @@
+"""Background work of the integrations app: thin tasks that load by id and call a function."""
+
+from celery import shared_task
+
+from . import outbound
+
+
+@shared_task(acks_late=True, ignore_result=True)
+def send_dispatch(dispatch_id, attempt):
+    """Make one attempt of an outbound dispatch and schedule the next one if it should be retried.
+
+    Idempotent: run_attempt claims attempt n with a conditional update, so a duplicated or
+    redelivered task sends nothing twice.
+    """
+    delay = outbound.run_attempt(dispatch_id, attempt)
+    if delay is not None:
+        send_dispatch.apply_async((dispatch_id, attempt + 1), countdown=delay)

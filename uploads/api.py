@@ -1,0 +1,201 @@
+"""Read-back API (/api/v3/uploads/, /api/v3/metric-values/): what came in, and what it became.
+
+Everything is narrowed to the tenant of the caller's token. Sandbox values never show outside
+their integration: /metric-values/ lists a sandboxed integration's values only when
+`data_type` names it.
+"""
+
+from django.core.exceptions import ValidationError as DjangoValidationError
+from drf_spectacular.utils import (
+    OpenApiParameter, OpenApiResponse, extend_schema, extend_schema_field, extend_schema_view, inline_serializer,
+)
+from rest_framework import generics, serializers, status, viewsets
+from rest_framework.decorators import action
+from rest_framework.response import Response
+
+from integrations.models import Direction
+from integrations.outbound import resend_upload, send_upload
+
+from .intake import MAX_UPLOAD_BYTES, accept_upload, content_type_for_file, too_large
+from .models import MetricValue, Upload
+
+DETAIL = inline_serializer("Detail", fields={"detail": serializers.CharField()})
+
+# Room for the multipart envelope around a file of the largest size the intake takes.
+MULTIPART_OVERHEAD_BYTES = 64 * 1024
+
+
+def too_large_to_read(integration, request):
+    """An inbound body that cannot hold an acceptable file is refused before it is read."""
+    try:
+        length = int(request.META.get("CONTENT_LENGTH") or 0)
+    except ValueError:
+        return None
+    if integration.is_inbound and length > MAX_UPLOAD_BYTES + MULTIPART_OVERHEAD_BYTES:
+        return too_large(length)
+    return None
+
+
+def send_file(integration, file, principal):
+    """Hand a file posted to the API to the intake (inbound) or the dispatch (outbound).
+
+    Raises what they raise: IntakeError for a bad file (`.errors`, `.status`), and for
+    outbound a ValidationError when the integration cannot send.
+    """
+    content_type = (file.content_type or "").split(";")[0].strip().lower()
+    if content_type in ("", "application/octet-stream"):
+        # No usable type on the part: the file's extension decides, else the Data Format.
+        content_type = content_type_for_file(integration, file.name)
+    how = dict(content_type=content_type, channel=Upload.Channel.API, submitted_via=str(principal),
+               filename=file.name or "")
+    if integration.is_inbound:
+        if not integration.enabled:  # as the data endpoint refuses it
+            raise DjangoValidationError("This integration is disabled; enable it on its Settings tab to receive files.")
+        return accept_upload(integration, file, **how)
+    upload = send_upload(integration, file.read(), **how)
+    upload.refresh_from_db()  # a dry run has finished already, in the database
+    return upload
+
+
+class CallSerializer(serializers.Serializer):
+    """One HTTP exchange of an outbound send (a CallLog row), secrets redacted."""
+
+    attempt = serializers.IntegerField()
+    method = serializers.CharField()
+    url = serializers.CharField(help_text="With secrets redacted")
+    status = serializers.IntegerField(source="status_code", allow_null=True,
+                                      help_text="The vendor's HTTP status; null when no answer came back")
+    duration_ms = serializers.IntegerField()
+    error = serializers.SerializerMethodField(help_text="What went wrong, e.g. 'ConnectTimeout: …'; empty if nothing did")
+    dry_run = serializers.BooleanField(help_text="Sandbox Mode: logged, not sent")
+    created = serializers.DateTimeField(source="created_at")
+
+    @extend_schema_field(str)
+    def get_error(self, call):
+        # Without an error class the message is only a note (a dry run's "not sent").
+        if not call.error_class:
+            return ""
+        return f"{call.error_class}: {call.error_message}" if call.error_message else call.error_class
+
+
+class UploadSerializer(serializers.ModelSerializer):
+    integration = serializers.IntegerField(source="integration_id", read_only=True)
+    data_type = serializers.CharField(source="integration.data_type", read_only=True)
+    direction = serializers.ChoiceField(source="integration.direction", choices=Direction.choices, read_only=True)
+    created = serializers.DateTimeField(source="created_at", read_only=True)
+    started = serializers.DateTimeField(source="started_at", read_only=True)
+    finished = serializers.DateTimeField(source="finished_at", read_only=True)
+    errors = serializers.ListField(child=serializers.DictField(), read_only=True,
+                                   help_text='[{"id", "description", "row", "column"}], the first 100 at most')
+
+    class Meta:
+        model = Upload
+        fields = ["id", "integration", "data_type", "direction", "channel", "status", "message", "filename",
+                  "size_bytes", "submitted_via", "records", "values_written", "errors", "sandbox", "created",
+                  "started", "finished"]
+        read_only_fields = fields
+
+
+class UploadDetailSerializer(UploadSerializer):
+    calls = serializers.SerializerMethodField(help_text="Outbound: every HTTP exchange with the vendor, in order")
+
+    class Meta(UploadSerializer.Meta):
+        fields = UploadSerializer.Meta.fields + ["calls"]
+
+    @extend_schema_field(CallSerializer(many=True))
+    def get_calls(self, upload):
+        if upload.integration.is_inbound:
+            return []
+        return CallSerializer(upload.call_logs.order_by("created_at", "id"), many=True).data
+
+
+UPLOAD_FILTERS = [
+    OpenApiParameter("data_type", str, description="Only the uploads of integrations with this DATA_TYPE"),
+    OpenApiParameter("direction", str, enum=Direction.values, description="inbound or outbound"),
+    OpenApiParameter("status", str, enum=Upload.Status.values, description="e.g. queued, processed, failed, delivered"),
+]
+
+
+@extend_schema_view(
+    list=extend_schema(summary="Uploads, newest first", parameters=UPLOAD_FILTERS),
+    retrieve=extend_schema(summary="One upload; for outbound, with its call log"),
+)
+@extend_schema(tags=["uploads"])
+class UploadViewSet(viewsets.ReadOnlyModelViewSet):
+    queryset = Upload.objects.all()  # narrowed to the caller's tenant in get_queryset
+
+    def get_serializer_class(self):
+        return UploadSerializer if self.action == "list" else UploadDetailSerializer
+
+    def get_queryset(self):
+        uploads = Upload.objects.filter(tenant=self.request.user.tenant).select_related("integration")
+        for name, lookup in (("data_type", "integration__data_type"), ("direction", "integration__direction"),
+                             ("status", "status")):
+            value = self.request.query_params.get(name)
+            if value:
+                uploads = uploads.filter(**{lookup: value})
+        return uploads
+
+    @extend_schema(summary="Send an outbound upload again: a new series of attempts (audited)", request=None,
+                   responses={202: UploadDetailSerializer,
+                              409: OpenApiResponse(DETAIL, description="Inbound, purged, or still being sent")})
+    @action(detail=True, methods=["post"])
+    def resend(self, request, pk=None):
+        try:
+            upload = resend_upload(self.get_object(), request.user)
+        except DjangoValidationError as exc:
+            return Response({"detail": " ".join(exc.messages)}, status=status.HTTP_409_CONFLICT)
+        return Response(UploadDetailSerializer(upload, context=self.get_serializer_context()).data,
+                        status=status.HTTP_202_ACCEPTED)
+
+
+class MetricValueQuery(serializers.Serializer):
+    data_type = serializers.CharField(required=False, help_text=(
+        "Only this inbound integration's values. A sandboxed integration's values are listed only when "
+        "named here."))
+    email = serializers.CharField(required=False, help_text="Only this account's values (case-insensitive)")
+    date_from = serializers.DateField(required=False, help_text="YYYY-MM-DD, inclusive")
+    date_to = serializers.DateField(required=False, help_text="YYYY-MM-DD, inclusive")
+
+    def validate(self, data):
+        if data.get("date_from") and data.get("date_to") and data["date_from"] > data["date_to"]:
+            raise serializers.ValidationError({"date_to": "date_to is before date_from."})
+        return data
+
+
+class MetricValueSerializer(serializers.ModelSerializer):
+    email = serializers.CharField(source="account.email")
+    metric = serializers.CharField(source="metric.name")
+    data_type = serializers.CharField(source="integration.data_type")
+
+    class Meta:
+        model = MetricValue
+        fields = ["email", "date", "metric", "value", "data_type"]
+        read_only_fields = fields
+
+
+@extend_schema(tags=["metric values"], summary="Metric values: (account, date, metric) → value",
+               parameters=[MetricValueQuery])
+class MetricValueList(generics.ListAPIView):
+    serializer_class = MetricValueSerializer
+    queryset = MetricValue.objects.all()  # narrowed to the caller's tenant in get_queryset
+
+    def get_queryset(self):
+        query = MetricValueQuery(data=self.request.query_params)
+        query.is_valid(raise_exception=True)
+        wanted = query.validated_data
+        values = MetricValue.objects.filter(
+            tenant=self.request.user.tenant, integration__direction=Direction.INBOUND,
+        ).select_related("account", "metric", "integration")
+        if "data_type" in wanted:
+            # Naming the integration is the one way to see its sandbox values.
+            values = values.filter(integration__data_type=wanted["data_type"])
+        else:
+            values = values.filter(integration__sandbox=False)
+        if "email" in wanted:
+            values = values.filter(account__email__iexact=wanted["email"].strip())
+        if "date_from" in wanted:
+            values = values.filter(date__gte=wanted["date_from"])
+        if "date_to" in wanted:
+            values = values.filter(date__lte=wanted["date_to"])
+        return values.order_by("date", "account__email", "metric__name", "id")

@@ -206,6 +206,9 @@ class Dispatch(models.Model):
     attempts = models.PositiveSmallIntegerField(default=0)
     max_attempts = models.PositiveSmallIntegerField(default=5)
     next_attempt_at = models.DateTimeField(null=True, blank=True)
+    # When the current attempt was claimed: an attempt claimed longer ago than a lease (its
+    # timeouts and a margin) belongs to a worker that died, and may be taken over.
+    claimed_at = models.DateTimeField(null=True, blank=True)
     requested_by = models.CharField(max_length=200, blank=True, help_text="Who sent or resent it")
     created_at = models.DateTimeField(auto_now_add=True)
     finished_at = models.DateTimeField(null=True, blank=True)

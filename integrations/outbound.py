@@ -553,16 +553,43 @@ def _commit_without_waiting_for_disk():
             cursor.execute("SET LOCAL synchronous_commit TO OFF")
 
 
+def attempt_lease_seconds():
+    """How long an attempt may take before it counts as abandoned: both timeouts, redirects, a margin."""
+    timeouts = _setting("PORTAL_OUTBOUND_CONNECT_TIMEOUT", 5) + _setting("PORTAL_OUTBOUND_READ_TIMEOUT", 30)
+    return 2 * timeouts + 60
+
+
+def abandoned_attempt_check_in(dispatch_id, attempt):
+    """Seconds until attempt n of a dispatch could be taken over, if another worker holds it now.
+
+    A task whose worker died is delivered again (acks late) while the dead worker's claim
+    still stands; this tells it when to look again. None when there is nothing to wait for.
+    """
+    claimed_at = (Dispatch.objects.filter(pk=dispatch_id, status=Dispatch.Status.SENDING, attempts=attempt)
+                  .values_list("claimed_at", flat=True).first())
+    if claimed_at is None:
+        return None
+    expires = claimed_at + timedelta(seconds=attempt_lease_seconds())
+    return max(1.0, (expires - timezone.now()).total_seconds() + 1)
+
+
 def run_attempt(dispatch_id, attempt):
     """Make attempt number `attempt` of a dispatch. Returns the seconds until the next attempt,
     or None when there is none (delivered, failed for good, or not ours to make)."""
     from uploads.models import Upload
 
-    # Claim: only one task may make attempt n, and only after attempt n-1.
+    # Claim: only one task may make attempt n, and only after attempt n-1 — or take over
+    # attempt n from a worker that died making it (claimed longer ago than a lease).
+    now = timezone.now()
     with transaction.atomic():
         _commit_without_waiting_for_disk()
         claimed = Dispatch.objects.filter(pk=dispatch_id, status=Dispatch.Status.WAITING, attempts=attempt - 1).update(
-            status=Dispatch.Status.SENDING, attempts=attempt, next_attempt_at=None)
+            status=Dispatch.Status.SENDING, attempts=attempt, next_attempt_at=None, claimed_at=now)
+        if not claimed:
+            claimed = Dispatch.objects.filter(
+                pk=dispatch_id, status=Dispatch.Status.SENDING, attempts=attempt,
+                claimed_at__lt=now - timedelta(seconds=attempt_lease_seconds()),
+            ).update(claimed_at=now)
     if not claimed:
         return None
     dispatch = Dispatch.objects.select_related("upload__integration").get(pk=dispatch_id)

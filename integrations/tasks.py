@@ -15,3 +15,9 @@ def send_dispatch(dispatch_id, attempt):
     delay = outbound.run_attempt(dispatch_id, attempt)
     if delay is not None:
         send_dispatch.apply_async((dispatch_id, attempt + 1), countdown=delay)
+        return
+    # Not ours to make now. If another worker holds this attempt, it may have died with it:
+    # look again once its claim has expired (then run_attempt takes it over, or finds it done).
+    check_in = outbound.abandoned_attempt_check_in(dispatch_id, attempt)
+    if check_in is not None:
+        send_dispatch.apply_async((dispatch_id, attempt), countdown=check_in)

@@ -412,3 +412,37 @@ def test_a_201_whose_body_breaks_off_is_still_delivered_and_not_sent_again(
     assert call.status_code == 201 and call.error_class  # the broken-off body is noted
     assert len(httpserver.log) <= 1 and Dispatch.objects.get(upload=upload).attempts == 1
     time.sleep(0.6)  # let the server finish its answer before the next test
+
+
+def test_an_attempt_abandoned_by_a_dead_worker_is_taken_over(
+        owner_client, tenant, owner, vendor_integration, httpserver, django_capture_on_commit_callbacks):
+    """acks_late redelivers the task of a worker that died mid-attempt; once the dead worker's
+    claim has expired, the redelivered task makes the attempt (and only then)."""
+    from datetime import timedelta
+
+    from integrations import outbound
+
+    services.set_sandbox(vendor_integration, owner, True)  # accept the file without sending it…
+    send(owner_client, tenant, vendor_integration, django_capture_on_commit_callbacks)
+    upload = Upload.objects.get()
+    # … then make it look like a worker claimed attempt 1 and died before recording anything.
+    Upload.objects.filter(pk=upload.pk).update(status=Upload.Status.SENDING)
+    dispatch = Dispatch.objects.get()
+    claimed_at = timezone.now() - timedelta(seconds=10)
+    Dispatch.objects.filter(pk=dispatch.pk).update(status=Dispatch.Status.SENDING, attempts=1, claimed_at=claimed_at)
+    httpserver.expect_request(PATH, method="POST").respond_with_data("", status=201)
+
+    # Within the lease the attempt still belongs to the (maybe dead) worker: nothing is sent.
+    assert outbound.run_attempt(dispatch.pk, 1) is None
+    assert 1 < outbound.abandoned_attempt_check_in(dispatch.pk, 1) <= outbound.attempt_lease_seconds()
+    assert len(httpserver.log) == 0
+
+    # Past the lease, the redelivered task takes it over and delivers once.
+    expired = timezone.now() - timedelta(seconds=outbound.attempt_lease_seconds() + 1)
+    Dispatch.objects.filter(pk=dispatch.pk).update(claimed_at=expired)
+    send_dispatch.delay(dispatch.pk, 1)
+    send_dispatch.delay(dispatch.pk, 1)
+    upload.refresh_from_db()
+    assert upload.status == Upload.Status.DELIVERED
+    assert len(httpserver.log) == 1
+    assert outbound.abandoned_attempt_check_in(dispatch.pk, 1) is None

@@ -6,6 +6,7 @@ Thin: parse the form, call a service, render.
 from django.contrib import messages
 from django.core.exceptions import ValidationError
 from django.shortcuts import get_object_or_404, redirect, render
+from django.template.defaultfilters import pluralize
 from django.views.decorators.http import require_POST
 
 from portal.tenancy import tenant_view
@@ -158,8 +159,9 @@ def integration_purge(request, pk):
             messages.error(request, " ".join(exc.messages))
         else:
             messages.success(
-                request, f"Purged {counts['values']} metric values and {counts['files']} files "
-                f"from {counts['uploads']} uploads.",
+                request, f"Purged {counts['values']} metric value{pluralize(counts['values'])} and "
+                f"{counts['files']} file{pluralize(counts['files'])} from {counts['uploads']} "
+                f"upload{pluralize(counts['uploads'])}.",
             )
         return redirect(integration)
     stats = {"values": integration.metric_values.count(),

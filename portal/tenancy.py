@@ -28,10 +28,11 @@ def tenant_view(edit=False):
             )
             if membership is None:
                 raise Http404("No such tenant")
-            if edit and not membership.can_edit:
-                raise PermissionDenied("You need the “Integrations: Edit” permission to do this.")
+            # Set before the permission check, so that the 403 page keeps the tenant's navigation.
             request.tenant = membership.tenant
             request.membership = membership
+            if edit and not membership.can_edit:
+                raise PermissionDenied("You need the “Integrations: Edit” permission to do this.")
             return view(request, *args, **kwargs)
 
         return wrapper

@@ -27,12 +27,12 @@ def test_purge_confirms_then_deletes_values_and_files(owner_client, tenant, call
     purge = reverse("integration_purge", args=[tenant.slug, calls_integration.pk])
     path = processed.file.path
     page = owner_client.get(purge).content.decode()
-    assert "Purge All Data" in page and "<strong>1</strong> processed metric values" in page
+    assert "Purge All Data" in page and "<strong>1</strong> processed metric value and" in page
     assert MetricValue.objects.count() == 1  # the GET deletes nothing
 
     with django_capture_on_commit_callbacks(execute=True):
         response = owner_client.post(purge, follow=True)
-    assert "Purged 1 metric values and 1 files from 1 uploads." in response.content.decode()
+    assert "Purged 1 metric value and 1 file from 1 upload." in response.content.decode()
     assert MetricValue.objects.count() == 0
     processed.refresh_from_db()
     assert processed.status == Upload.Status.PURGED and not processed.file

@@ -5,16 +5,21 @@ document.addEventListener("click", (event) => {
   const source = document.querySelector(button.dataset.copy);
   if (!source) return;
   const done = () => { button.textContent = "Copied"; setTimeout(() => (button.textContent = "Copy"), 1500); };
-  if (navigator.clipboard && window.isSecureContext) {
-    navigator.clipboard.writeText(source.textContent.trim()).then(done);
-  } else {
+  // Where the clipboard API is missing or refused, select the text and copy the old way,
+  // so that at worst the user presses Ctrl-C on a selection.
+  const selectAndCopy = () => {
     const range = document.createRange();
     range.selectNodeContents(source);
     const selection = window.getSelection();
     selection.removeAllRanges();
     selection.addRange(range);
-    document.execCommand("copy");
-    done();
+    if (document.execCommand("copy")) done();
+    else button.textContent = "Selected: press Ctrl-C";
+  };
+  if (navigator.clipboard && window.isSecureContext) {
+    navigator.clipboard.writeText(source.textContent.trim()).then(done, selectAndCopy);
+  } else {
+    selectAndCopy();
   }
 });
 

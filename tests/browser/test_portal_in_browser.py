@@ -126,11 +126,11 @@ def test_admin_creates_integration_reads_token_once_toggles_sandbox_and_purges(p
     page.get_by_role("link", name="Calls").first.click()
     page.get_by_role("link", name="Purge All Data").click()
     expect(page.get_by_role("heading")).to_have_text("Purge All Data of “Calls”?")
-    expect(page.locator(".danger-zone")).to_contain_text("This deletes 1 processed metric values")
+    expect(page.locator(".danger-zone")).to_contain_text("This deletes 1 processed metric value and")
     screenshot(page, "08-purge-confirmation")
     assert MetricValue.objects.filter(integration=integration).count() == 1  # nothing yet
     page.get_by_role("button", name="Confirm").click()
-    expect(page.get_by_role("status")).to_have_text("Purged 1 metric values and 1 files from 1 uploads.")
+    expect(page.get_by_role("status")).to_have_text("Purged 1 metric value and 1 file from 1 upload.")
     assert not MetricValue.objects.filter(integration=integration).exists()
     upload.refresh_from_db()
     assert upload.status == Upload.Status.PURGED and not upload.file

@@ -34,9 +34,7 @@ import requests
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.core.files.base import ContentFile
-from django.db import connection, models, transaction
-from django.db.models import Value
-from django.db.models.functions import Coalesce
+from django.db import transaction
 from django.utils import timezone
 from django.utils.module_loading import import_string
 
@@ -538,21 +536,6 @@ def _dry_run(dispatch, upload, data):
     Dispatch.objects.filter(pk=dispatch.pk).update(finished_at=now)
 
 
-def _commit_without_waiting_for_disk():
-    """PostgreSQL: let this transaction commit without waiting for its WAL flush.
-
-    Used for an attempt's claim and for its outcome. Other sessions see the commit at once, as
-    always, and nothing can be corrupted; only a crash of the database server itself in the
-    next fraction of a second (3 × wal_writer_delay) could lose it. Then the attempt is made
-    again or the dispatch stays "sending"; seed 000 makes a second send harmless ("sending
-    the same data twice does not double-count it"). It saves two disk flushes per attempt,
-    which on a small disk cost more than the HTTP call (docs/performance.md).
-    """
-    if connection.vendor == "postgresql":
-        with connection.cursor() as cursor:
-            cursor.execute("SET LOCAL synchronous_commit TO OFF")
-
-
 def attempt_lease_seconds():
     """How long an attempt may take before it counts as abandoned: both timeouts, redirects, a margin."""
     timeouts = _setting("PORTAL_OUTBOUND_CONNECT_TIMEOUT", 5) + _setting("PORTAL_OUTBOUND_READ_TIMEOUT", 30)
@@ -580,16 +563,15 @@ def run_attempt(dispatch_id, attempt):
 
     # Claim: only one task may make attempt n, and only after attempt n-1 — or take over
     # attempt n from a worker that died making it (claimed longer ago than a lease).
+    # Each UPDATE is atomic on its own (autocommit): no transaction around them is needed.
     now = timezone.now()
-    with transaction.atomic():
-        _commit_without_waiting_for_disk()
-        claimed = Dispatch.objects.filter(pk=dispatch_id, status=Dispatch.Status.WAITING, attempts=attempt - 1).update(
-            status=Dispatch.Status.SENDING, attempts=attempt, next_attempt_at=None, claimed_at=now)
-        if not claimed:
-            claimed = Dispatch.objects.filter(
-                pk=dispatch_id, status=Dispatch.Status.SENDING, attempts=attempt,
-                claimed_at__lt=now - timedelta(seconds=attempt_lease_seconds()),
-            ).update(claimed_at=now)
+    claimed = Dispatch.objects.filter(pk=dispatch_id, status=Dispatch.Status.WAITING, attempts=attempt - 1).update(
+        status=Dispatch.Status.SENDING, attempts=attempt, next_attempt_at=None, claimed_at=now)
+    if not claimed:
+        claimed = Dispatch.objects.filter(
+            pk=dispatch_id, status=Dispatch.Status.SENDING, attempts=attempt,
+            claimed_at__lt=now - timedelta(seconds=attempt_lease_seconds()),
+        ).update(claimed_at=now)
     if not claimed:
         return None
     dispatch = Dispatch.objects.select_related("upload__integration").get(pk=dispatch_id)
@@ -637,10 +619,10 @@ def _finish_attempt(dispatch, attempt, outcome, exchanges, started_at):
     message = exchanges.redactor.text(outcome.message)
     retrying = outcome.retryable and attempt < dispatch.max_attempts
     delay = retry_delay(attempt, outcome.retry_after) if retrying else None
-    # The upload's first attempt began when this one did, unless an earlier one did.
-    started = Coalesce("started_at", Value(started_at, output_field=models.DateTimeField()))
+    # The upload's first attempt began when this one did, unless an earlier one did (loaded
+    # after the claim; a resend waits until no dispatch of the upload is active).
+    started = dispatch.upload.started_at or started_at
     with transaction.atomic():
-        _commit_without_waiting_for_disk()
         exchanges.save(retry_in_seconds=delay)
         if outcome.delivered:
             Dispatch.objects.filter(pk=dispatch.pk).update(status=Dispatch.Status.DELIVERED, finished_at=now)

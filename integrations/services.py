@@ -75,6 +75,24 @@ def set_sandbox(integration, actor, enabled):
 
 
 @transaction.atomic
+def add_metric(integration, actor, name, source_key, aggregation):
+    metric = integration.metrics.create(name=name, source_key=source_key, aggregation=aggregation)
+    record(integration.tenant, actor, Action.INTEGRATION_CHANGED, integration.name, integration,
+           fields=["metrics"], metric_added=name)
+    return metric
+
+
+@transaction.atomic
+def delete_metric(metric, actor):
+    """Delete a metric and its values. Takes the integration's lock, as processing and purge do,
+    so that an upload being processed cannot leave values behind for a metric gone meanwhile."""
+    integration = Integration.objects.select_for_update().get(pk=metric.integration_id)
+    metric.delete()
+    record(integration.tenant, actor, Action.INTEGRATION_CHANGED, integration.name, integration,
+           fields=["metrics"], metric_deleted=metric.name)
+
+
+@transaction.atomic
 def delete_integration(integration, actor):
     record(integration.tenant, actor, Action.INTEGRATION_DELETED, integration.name, None,
            data_type=integration.data_type)

@@ -94,8 +94,7 @@ def integration_metrics(request, pk):
         if not request.membership.can_edit:
             return _forbidden(request)
         if form.is_valid():
-            metric = form.save()
-            services.update_integration(integration, request.user, {})
+            metric = services.add_metric(integration, request.user, **form.cleaned_data)
             messages.success(request, f"Metric “{metric.name}” added.")
             return redirect("integration_metrics", request.tenant.slug, pk)
     return _tab(request, integration, "metrics", form=form, metrics=integration.metrics.all())
@@ -106,7 +105,7 @@ def integration_metrics(request, pk):
 def metric_delete(request, pk, metric_pk):
     integration = _integration(request, pk)
     metric = get_object_or_404(integration.metrics, pk=metric_pk)
-    metric.delete()
+    services.delete_metric(metric, request.user)
     messages.success(request, f"Metric “{metric.name}” deleted, with its values.")
     return redirect("integration_metrics", request.tenant.slug, pk)
 

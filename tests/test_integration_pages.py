@@ -87,6 +87,9 @@ def test_metrics_tab_add_and_delete(owner_client, tenant, activity_integration):
     assert metric.aggregation == "max"
     owner_client.post(url("metric_delete", tenant, activity_integration.pk, metric.pk))
     assert not activity_integration.metrics.filter(name="max deals").exists()
+    details = [e.detail for e in AuditEvent.objects.filter(action="integration.changed", integration=activity_integration)]
+    assert {"fields": ["metrics"], "metric_added": "max deals"} in details
+    assert {"fields": ["metrics"], "metric_deleted": "max deals"} in details
 
 
 def test_metrics_empty_state_explains_no_values(owner_client, tenant, owner):

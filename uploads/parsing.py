@@ -36,6 +36,10 @@ class ParsedUpload:
     frame: pd.DataFrame
     records: int
     data_format: str
+    # Each record's user as a code into user_emails (distinct, cleaned; may hold ""), so that
+    # processing need not factorize the user column again.
+    user_codes: np.ndarray = None
+    user_emails: np.ndarray = None
 
     @property
     def users(self):
@@ -67,15 +71,21 @@ def parse_upload(integration, data: bytes, content_type: str) -> ParsedUpload:
         )])
 
     numeric_keys = {m.source_key for m in integration.metrics.all() if m.aggregation != "count"}
-    frame = _read_json(integration, data) if wanted == "json" else _read_csv(data, numeric_keys)
+    frame = (_read_json(integration, data) if wanted == "json"
+             else _read_csv(data, numeric_keys, {integration.user_key, integration.date_key}))
     if len(frame) == 0:
         raise IntakeError([error(TRANSFORM_DATA, "The file holds no records.")])
-    frame = _transform(integration, frame)
-    return ParsedUpload(frame=frame, records=len(frame), data_format=wanted)
+    frame, user_codes, emails = _transform(integration, frame)
+    return ParsedUpload(frame=frame, records=len(frame), data_format=wanted, user_codes=user_codes,
+                        user_emails=emails)
 
 
-def _read_csv(data, numeric_keys):
-    """Metric columns are read as numbers by the C parser (fast); if one holds text, read all as text."""
+def _read_csv(data, numeric_keys, repeated_keys):
+    """Metric columns are read as numbers by the C parser (fast); if one holds text, read all as text.
+
+    The user and date columns repeat a few hundred values over many rows: read as categories,
+    the parser hands over their distinct values and codes, which _transform needs anyway.
+    """
     def read(**options):
         return pd.read_csv(io.BytesIO(data), keep_default_na=False, na_values=[""], encoding=encoding, **options)
 
@@ -86,13 +96,14 @@ def _read_csv(data, numeric_keys):
         except UnicodeDecodeError:
             encoding = "cp1252"  # Excel on Windows saves CSV in its ANSI code page
             header = read(nrows=0)
+        text = {c: ("category" if str(c).strip() in repeated_keys else str) for c in header.columns}
         numeric = {c: "float64" for c in header.columns if str(c).strip() in numeric_keys}
         try:
-            frame = read(dtype={**{c: str for c in header.columns}, **numeric})
+            frame = read(dtype={**text, **numeric})
         except pd.errors.ParserError:
             raise
         except ValueError:
-            frame = read(dtype=str)  # some metric value is not a number: found and reported later
+            frame = read(dtype=text)  # some metric value is not a number: found and reported later
     except pd.errors.EmptyDataError:
         raise IntakeError([error(PARSE_CSV, "The CSV request body has no header row.")])
     except pd.errors.ParserError as exc:
@@ -166,14 +177,20 @@ def _transform(integration, frame):
         raise IntakeError([error(TRANSFORM_DATA, f"The field key '{key}' of the Data Format is missing from the file.",
                                  column=key) for key in missing])
 
-    # Values repeat (500 users, a few dates): clean each distinct value once, then spread back.
+    # Values repeat (500 users, a few dates): clean and check each distinct value once, then
+    # spread the results back to the rows through the codes.
     problems = []  # (mask, column, description)
-    users = _by_distinct(frame[user_key], lambda u: u.astype(str).str.strip().str.lower(), "")
+    codes, distinct = pd.factorize(frame[user_key], use_na_sentinel=True)
+    cleaned = np.append(pd.Series(distinct, dtype=object).astype(str).str.strip().str.lower().to_numpy(object), "")
+    user_codes, emails = pd.factorize(cleaned)  # "Ann@x.com" and "ann@x.com" are one user
+    user_codes = user_codes[codes]  # code -1 (no value) takes the last: ""
+    users = pd.Series(emails[user_codes], index=frame.index)
     frame[user_key] = users
-    problems.append((users == "", user_key, "Every record must name a user; this one has no value."))
+    no_user = emails == ""
+    problems.append((no_user[user_codes], user_key, "Every record must name a user; this one has no value."))
     if "email" in user_key.lower():
-        problems.append(((users != "") & ~users.str.contains("@", regex=False), user_key,
-                         "This is not an email address."))
+        not_email = ~no_user & ~pd.Series(emails, dtype=object).str.contains("@", regex=False).to_numpy(bool)
+        problems.append((not_email[user_codes], user_key, "This is not an email address."))
 
     dates = _by_distinct(frame[date_key], lambda d: pd.to_datetime(
         d.astype(str).str.strip(), format=integration.strptime_format, errors="coerce"), np.datetime64("NaT"))
@@ -193,13 +210,14 @@ def _transform(integration, frame):
         frame[key] = numbers
 
     if integration.unknown_user == "reject":
-        known = _known_emails(integration.tenant_id, users[users != ""].unique())
-        problems.append(((users != "") & ~users.isin(known), user_key,
+        known = set(_known_emails(integration.tenant_id, [e for e in emails if e]))
+        unknown = np.array([e != "" and e not in known for e in emails], dtype=bool)
+        problems.append((unknown[user_codes], user_key,
                          "No such user in this organisation, and this integration rejects unknown users."))
 
     _raise_row_errors(problems)
     frame.attrs["user_key"], frame.attrs["date_key"] = user_key, date_key
-    return frame
+    return frame, user_codes, emails
 
 
 def _by_distinct(values, clean, missing):

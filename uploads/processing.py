@@ -11,6 +11,7 @@ integration's uploads are processed in arrival order, and one that fails halts t
 ones (status "waiting") until an editor retries or skips it.
 """
 
+import datetime
 import logging
 
 import numpy as np
@@ -84,7 +85,7 @@ def _write_values(upload_id):
     metrics = list(integration.metrics.all())
     written = 0
     if metrics:
-        accounts = _account_ids(integration, parsed.frame[parsed.users].unique())
+        accounts = _account_ids(integration, list(parsed.user_emails))
         values = aggregate(parsed, metrics, accounts)
         written = upsert_values(integration, upload, values)
     upload.status = Status.PROCESSED
@@ -132,8 +133,8 @@ def _select_ids(tenant_id, emails):
 def aggregate(parsed, metrics, account_ids):
     """One row per (metric, account, date) with the metric's aggregation over the file's records."""
     frame = parsed.frame
-    codes, emails = pd.factorize(frame[parsed.users])
-    table = pd.DataFrame({"account_id": np.asarray([account_ids[e] for e in emails], dtype="int64")[codes],
+    codes, emails = parsed.user_codes, parsed.user_emails  # "" (no user) is refused, so has no account
+    table = pd.DataFrame({"account_id": np.asarray([account_ids.get(e, 0) for e in emails], dtype="int64")[codes],
                           "date": frame[parsed.dates].to_numpy()})
     for metric in metrics:
         source = frame[metric.source_key]
@@ -182,20 +183,36 @@ def upsert_values(integration, upload, values):
 
 
 def _upsert_by_copy(integration, upload, values, now):
-    """PostgreSQL: COPY the values into a temporary table, then one INSERT … ON CONFLICT from it.
+    """PostgreSQL: COPY the values in; faster than bulk_create by 5 to 10 times for 45,000 values.
 
-    The same upsert as bulk_create(update_conflicts=True) above, without building a model
-    instance and a parameter per value: measured 5 to 10 times faster for 45,000 values.
+    When the integration holds no value yet in the file's date range (a first load, the next
+    day's file, a file sent after a purge), nothing can be replaced: the values are copied
+    straight into the table. Otherwise they go to a temporary table first, then one
+    INSERT … ON CONFLICT DO UPDATE from it, as bulk_create(update_conflicts=True) above does.
+    The check and the write are safe together: every value of an integration's metrics carries
+    its integration and is written under the integration's row lock, which this transaction
+    holds; and were one missed, the unique constraint would fail the upload, not double a value.
     """
     table = MetricValue._meta.db_table
-    text = values[["metric_id", "account_id", "date", "value"]].to_csv(
-        sep="\t", header=False, index=False, date_format="%Y-%m-%d", float_format="%.17g")
+    dates = values["date"].to_numpy(dtype="datetime64[D]")
+    overlaps = MetricValue.objects.filter(
+        integration_id=integration.pk, date__range=(dates.min().item(), dates.max().item())).exists()
+    columns = [("metric_id", BIGINT, values["metric_id"]), ("account_id", BIGINT, values["account_id"]),
+               ("date", DATE, (dates - PG_EPOCH_DAY).astype("int32")), ("value", FLOAT8, values["value"])]
     with connection.cursor() as cursor:
+        if not overlaps:
+            columns += [("tenant_id", BIGINT, integration.tenant_id), ("integration_id", BIGINT, integration.pk),
+                        ("upload_id", BIGINT, upload.pk), ("updated_at", TIMESTAMPTZ, _pg_microseconds(now))]
+            names = ", ".join(name for name, _, _ in columns)
+            with cursor.cursor.copy(f"COPY {table} ({names}) FROM STDIN (FORMAT binary)") as copy:
+                copy.write(_binary_copy(columns, len(values)))
+            return len(values)
         cursor.execute("DROP TABLE IF EXISTS incoming_metric_values")
         cursor.execute("CREATE TEMPORARY TABLE incoming_metric_values "
                        "(metric_id bigint, account_id bigint, date date, value double precision) ON COMMIT DROP")
-        with cursor.cursor.copy("COPY incoming_metric_values (metric_id, account_id, date, value) FROM STDIN") as copy:
-            copy.write(text)
+        with cursor.cursor.copy("COPY incoming_metric_values (metric_id, account_id, date, value) "
+                                "FROM STDIN (FORMAT binary)") as copy:
+            copy.write(_binary_copy(columns, len(values)))
         cursor.execute(
             f"INSERT INTO {table} (tenant_id, integration_id, metric_id, account_id, date, value, upload_id, updated_at) "
             "SELECT %s, %s, metric_id, account_id, date, value, %s, %s FROM incoming_metric_values "
@@ -206,6 +223,31 @@ def _upsert_by_copy(integration, upload, values, now):
         written = cursor.rowcount
         cursor.execute("DROP TABLE incoming_metric_values")
     return written
+
+
+# PostgreSQL's binary COPY format (documented with the COPY command): big-endian values, dates
+# as days and timestamps as microseconds since 2000-01-01. numpy lays out all the rows at once,
+# where text would need formatting by Python and parsing by the server, row by row.
+BIGINT, DATE, FLOAT8, TIMESTAMPTZ = ">i8", ">i4", ">f8", ">i8"
+PG_EPOCH_DAY = np.datetime64("2000-01-01", "D")
+PG_EPOCH = datetime.datetime(2000, 1, 1, tzinfo=datetime.timezone.utc)
+
+
+def _pg_microseconds(moment):
+    return (moment - PG_EPOCH) // datetime.timedelta(microseconds=1)
+
+
+def _binary_copy(columns, count):
+    """COPY … (FORMAT binary) data for `count` rows of (name, type, values or one value) columns."""
+    layout = [("fields", ">i2")]
+    for i, (_, kind, _) in enumerate(columns):
+        layout += [(f"size{i}", ">i4"), (f"value{i}", kind)]
+    rows = np.empty(count, dtype=np.dtype(layout))  # packed: no padding between fields
+    rows["fields"] = len(columns)
+    for i, (_, kind, values) in enumerate(columns):
+        rows[f"size{i}"] = np.dtype(kind).itemsize
+        rows[f"value{i}"] = np.asarray(values)
+    return b"PGCOPY\n\xff\r\n\x00" + bytes(8) + rows.tobytes() + b"\xff\xff"  # signature, flags, rows, end
 
 
 def _queue(upload_ids):

@@ -1,4 +1,5 @@
 from django.contrib import admin
+from django.db import models
 
 from .models import ApiToken, CallLog, Integration, IntegrationToken, Metric
 
@@ -30,6 +31,7 @@ class IntegrationAdmin(admin.ModelAdmin):
     # vendor_credentials is not editable, so it never appears on the form.
     readonly_fields = ["created_at", "updated_at", "has_vendor_credentials"]
     inlines = [MetricInline, ReadOnlyTokenInline]
+    formfield_overrides = {models.URLField: {"assume_scheme": "https"}}
 
     @admin.display(boolean=True, description="Vendor credentials set")
     def has_vendor_credentials(self, obj):

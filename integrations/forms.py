@@ -1,6 +1,14 @@
 from django import forms
+from django.db import models
 
 from .models import ApiToken, Direction, Integration, Metric, Protocol
+
+
+def https_by_default(model_field, **kwargs):
+    """Model form fields, with URLs typed without a scheme taken as https (Django 6's default)."""
+    if isinstance(model_field, models.URLField):
+        kwargs.setdefault("assume_scheme", "https")
+    return model_field.formfield(**kwargs)
 
 
 class FieldKeysField(forms.CharField):
@@ -36,6 +44,7 @@ class IntegrationCreateForm(forms.ModelForm):
         model = Integration
         fields = ["name", "direction", "protocol", "data_type", "data_format", "field_keys", "endpoint_url",
                   "vendor_token"]
+        formfield_callback = https_by_default
         widgets = {"direction": forms.RadioSelect}
 
     def __init__(self, *args, tenant, **kwargs):
@@ -84,6 +93,7 @@ class OutboundSettingsForm(forms.ModelForm):
     class Meta:
         model = Integration
         fields = ["name", "enabled", "sandbox", "endpoint_url", "max_attempts"]
+        formfield_callback = https_by_default
         labels = {"sandbox": "Sandbox Mode (dry run: nothing is sent)"}
 
 

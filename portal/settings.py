@@ -177,7 +177,6 @@ REST_FRAMEWORK = {
     "DEFAULT_PERMISSION_CLASSES": ["integrations.auth.ApiTokenScope"],
     "DEFAULT_PAGINATION_CLASS": "rest_framework.pagination.LimitOffsetPagination",
     "PAGE_SIZE": 100,
-    "DEFAULT_THROTTLE_RATES": {"scores_minute": "30/minute", "scores_day": "1000/day"},
 }
 SPECTACULAR_SETTINGS = {
     "TITLE": "Integration portal API",

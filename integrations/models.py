@@ -200,7 +200,9 @@ class Dispatch(models.Model):
 
     tenant = models.ForeignKey("portal.Tenant", on_delete=models.CASCADE, related_name="dispatches")
     upload = models.ForeignKey("uploads.Upload", on_delete=models.CASCADE, related_name="dispatches")
-    status = models.CharField(max_length=10, choices=Status.choices, default=Status.WAITING, db_index=True)
+    # Not indexed: nothing looks dispatches up by status, and an unindexed status lets every
+    # attempt's updates stay HOT (no index entries written).
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.WAITING)
     # The number of the attempt last claimed; a task for attempt n runs only if this is n-1,
     # so a duplicated task never sends an attempt twice.
     attempts = models.PositiveSmallIntegerField(default=0)

@@ -40,6 +40,7 @@ from django.utils.module_loading import import_string
 
 from portal.audit import Action, actor_label, record
 
+from . import attempts
 from .models import CallLog, Dispatch, Protocol
 
 log = logging.getLogger(__name__)
@@ -317,7 +318,7 @@ def client_for(integration):
 
 class Exchanges:
     """Makes one attempt's HTTP exchanges and keeps one CallLog row for each; the rows are
-    written with the attempt's outcome, in one transaction (one commit, not one per row)."""
+    written together with the attempt's outcome (attempts.write_outcome)."""
 
     def __init__(self, dispatch, attempt, redactor, session):
         self.dispatch = dispatch
@@ -385,10 +386,6 @@ class Exchanges:
         self.rows.append(row)
         return row
 
-    def save(self, retry_in_seconds=None):
-        if self.rows and retry_in_seconds is not None:
-            self.rows[-1].retry_in_seconds = round(retry_in_seconds, 3)
-        CallLog.objects.bulk_create(self.rows)
 
 
 def _read_capped(response, deadline):
@@ -530,7 +527,7 @@ def _dry_run(dispatch, upload, data):
         message = f"Sandbox Mode: nothing was sent; out of Sandbox Mode this call would be refused: {exc}"
     else:
         exchanges.record(prepared, time.monotonic(), dry_run=True, note="Dry run (Sandbox Mode): not sent.")
-    exchanges.save()
+    CallLog.objects.bulk_create(exchanges.rows)
     Upload.objects.filter(pk=upload.pk).update(status=Upload.Status.DRY_RUN, message=message[:500],
                                                started_at=now, finished_at=now)
     Dispatch.objects.filter(pk=dispatch.pk).update(finished_at=now)
@@ -559,22 +556,9 @@ def abandoned_attempt_check_in(dispatch_id, attempt):
 def run_attempt(dispatch_id, attempt):
     """Make attempt number `attempt` of a dispatch. Returns the seconds until the next attempt,
     or None when there is none (delivered, failed for good, or not ours to make)."""
-    from uploads.models import Upload
-
-    # Claim: only one task may make attempt n, and only after attempt n-1 — or take over
-    # attempt n from a worker that died making it (claimed longer ago than a lease).
-    # Each UPDATE is atomic on its own (autocommit): no transaction around them is needed.
-    now = timezone.now()
-    claimed = Dispatch.objects.filter(pk=dispatch_id, status=Dispatch.Status.WAITING, attempts=attempt - 1).update(
-        status=Dispatch.Status.SENDING, attempts=attempt, next_attempt_at=None, claimed_at=now)
-    if not claimed:
-        claimed = Dispatch.objects.filter(
-            pk=dispatch_id, status=Dispatch.Status.SENDING, attempts=attempt,
-            claimed_at__lt=now - timedelta(seconds=attempt_lease_seconds()),
-        ).update(claimed_at=now)
-    if not claimed:
+    dispatch = attempts.claim(dispatch_id, attempt, timezone.now(), attempt_lease_seconds())
+    if dispatch is None:
         return None
-    dispatch = Dispatch.objects.select_related("upload__integration").get(pk=dispatch_id)
     upload = dispatch.upload
     started_at = timezone.now()
 
@@ -614,7 +598,6 @@ def _finish_attempt(dispatch, attempt, outcome, exchanges, started_at):
     from uploads.models import Upload
 
     now = timezone.now()
-    sending = Upload.objects.filter(pk=dispatch.upload_id, status=Upload.Status.SENDING)  # not if purged meanwhile
     errors = [{**e, "description": exchanges.redactor.text(e["description"])[:1000]} for e in outcome.errors]
     message = exchanges.redactor.text(outcome.message)
     retrying = outcome.retryable and attempt < dispatch.max_attempts
@@ -622,21 +605,20 @@ def _finish_attempt(dispatch, attempt, outcome, exchanges, started_at):
     # The upload's first attempt began when this one did, unless an earlier one did (loaded
     # after the claim; a resend waits until no dispatch of the upload is active).
     started = dispatch.upload.started_at or started_at
-    with transaction.atomic():
-        exchanges.save(retry_in_seconds=delay)
-        if outcome.delivered:
-            Dispatch.objects.filter(pk=dispatch.pk).update(status=Dispatch.Status.DELIVERED, finished_at=now)
-            sending.update(status=Upload.Status.DELIVERED, errors=[], finished_at=now, started_at=started,
-                           message=f"{message} (attempt {attempt})"[:500])
-            return None
-        if retrying:
-            Dispatch.objects.filter(pk=dispatch.pk).update(
-                status=Dispatch.Status.WAITING, next_attempt_at=now + timedelta(seconds=delay))
-            sending.update(errors=errors, started_at=started, message=(
-                f"Attempt {attempt} of {dispatch.max_attempts} failed: {message} Retrying in {delay:.0f} s.")[:500])
-            return delay
-        Dispatch.objects.filter(pk=dispatch.pk).update(status=Dispatch.Status.FAILED, finished_at=now)
+    if outcome.delivered:
+        dispatch_changes = {"status": Dispatch.Status.DELIVERED, "finished_at": now}
+        upload_changes = {"status": Upload.Status.DELIVERED, "errors": [], "finished_at": now, "started_at": started,
+                          "message": f"{message} (attempt {attempt})"[:500]}
+    elif retrying:
+        dispatch_changes = {"status": Dispatch.Status.WAITING, "next_attempt_at": now + timedelta(seconds=delay)}
+        upload_changes = {"errors": errors, "started_at": started, "message": (
+            f"Attempt {attempt} of {dispatch.max_attempts} failed: {message} Retrying in {delay:.0f} s.")[:500]}
+        if exchanges.rows:
+            exchanges.rows[-1].retry_in_seconds = round(delay, 3)
+    else:
         tail = f" after {attempt} attempts" if outcome.retryable else ""
-        sending.update(status=Upload.Status.NOT_DELIVERED, errors=errors, finished_at=now, started_at=started,
-                       message=f"Not delivered{tail}: {message}"[:500])
-    return None
+        dispatch_changes = {"status": Dispatch.Status.FAILED, "finished_at": now}
+        upload_changes = {"status": Upload.Status.NOT_DELIVERED, "errors": errors, "finished_at": now,
+                          "started_at": started, "message": f"Not delivered{tail}: {message}"[:500]}
+    attempts.write_outcome(dispatch, exchanges.rows, dispatch_changes, upload_changes)
+    return delay

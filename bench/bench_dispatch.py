@@ -24,10 +24,11 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "portal.settings")
-os.environ["CELERY_BROKER_URL"] = "memory://"
+os.environ["CELERY_BROKER_URL"] = "memory://localhost/"
 os.environ["CELERY_TASK_ALWAYS_EAGER"] = "false"
 os.environ["PORTAL_OUTBOUND_ALLOWED_NETWORKS"] = "127.0.0.1/32"
 os.environ.setdefault("LOG_LEVEL", "WARNING")
+os.environ.setdefault("DEBUG", "false")  # as deployed: with DEBUG on, Django keeps every query in memory
 
 import django  # noqa: E402
 

@@ -35,6 +35,7 @@ from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.core.files.base import ContentFile
 from django.db import transaction
+from django.db.models import Q
 from django.utils import timezone
 from django.utils.module_loading import import_string
 
@@ -537,6 +538,38 @@ def attempt_lease_seconds():
     """How long an attempt may take before it counts as abandoned: both timeouts, redirects, a margin."""
     timeouts = _setting("PORTAL_OUTBOUND_CONNECT_TIMEOUT", 5) + _setting("PORTAL_OUTBOUND_READ_TIMEOUT", 30)
     return 2 * timeouts + 60
+
+
+def requeue_stalled_dispatches():
+    """Send the task again for dispatches whose task was lost; returns their ids.
+
+    Stalled: waiting longer than PORTAL_REQUEUE_AFTER_SECONDS past its next attempt (or since
+    it was created, for a first attempt), or sending under a claim older than a lease (its
+    worker died). The claim (run_attempt) makes a task that was only slow harmless to send
+    twice. Runs every few minutes (settings.CELERY_BEAT_SCHEDULE).
+    """
+    from .tasks import send_dispatch
+
+    now = timezone.now()
+    cutoff = now - timedelta(seconds=_setting("PORTAL_REQUEUE_AFTER_SECONDS", 600))
+    waiting = dict(Dispatch.objects.filter(
+        Q(next_attempt_at__lt=cutoff) | Q(next_attempt_at__isnull=True, created_at__lt=cutoff),
+        status=Dispatch.Status.WAITING,
+    ).values_list("id", "attempts"))
+    abandoned = dict(Dispatch.objects.filter(
+        status=Dispatch.Status.SENDING, claimed_at__lt=now - timedelta(seconds=attempt_lease_seconds()),
+    ).values_list("id", "attempts"))
+    if not waiting and not abandoned:
+        return []
+    # Not again before another PORTAL_REQUEUE_AFTER_SECONDS, unless the task runs.
+    Dispatch.objects.filter(id__in=waiting, status=Dispatch.Status.WAITING).update(next_attempt_at=now)
+    log.warning("Sending of %d dispatch(es) stalled; queued again: %s", len(waiting) + len(abandoned),
+                sorted([*waiting, *abandoned]))
+    for dispatch_id, attempts_made in waiting.items():
+        send_dispatch.delay(dispatch_id, attempts_made + 1)
+    for dispatch_id, attempt in abandoned.items():
+        send_dispatch.delay(dispatch_id, attempt)  # run_attempt takes the attempt over
+    return sorted([*waiting, *abandoned])
 
 
 def abandoned_attempt_check_in(dispatch_id, attempt):

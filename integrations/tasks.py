@@ -21,3 +21,8 @@ def send_dispatch(dispatch_id, attempt):
     check_in = outbound.abandoned_attempt_check_in(dispatch_id, attempt)
     if check_in is not None:
         send_dispatch.apply_async((dispatch_id, attempt), countdown=check_in)
+
+
+@shared_task(ignore_result=True)
+def requeue_stalled_dispatches():
+    return outbound.requeue_stalled_dispatches()

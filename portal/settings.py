@@ -175,6 +175,15 @@ CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_TASK_ALWAYS_EAGER = env.bool("CELERY_TASK_ALWAYS_EAGER", default=False)
 CELERY_TASK_EAGER_PROPAGATES = True
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+# Work whose task was lost (a worker killed mid-task: the filesystem broker forgets a message
+# once read) is sent again after PORTAL_REQUEUE_AFTER_SECONDS; `celery beat` (embedded in
+# `make run`'s worker) looks every 5 minutes.
+PORTAL_REQUEUE_AFTER_SECONDS = env.int("PORTAL_REQUEUE_AFTER_SECONDS", default=600)
+CELERY_BEAT_SCHEDULE = {
+    "requeue-stalled-uploads": {"task": "uploads.tasks.requeue_stalled_uploads", "schedule": 300.0},
+    "requeue-stalled-dispatches": {"task": "integrations.tasks.requeue_stalled_dispatches", "schedule": 300.0},
+}
+CELERY_BEAT_SCHEDULE_FILENAME = str(VAR_DIR / "celerybeat-schedule")
 
 # --- REST API ---------------------------------------------------------------------
 REST_FRAMEWORK = {

@@ -113,3 +113,29 @@ def test_a_real_worker_processes_an_upload(client, worker, tenant, owner, calls_
     assert upload.values_written == 1 and upload.started_at and upload.finished_at
     assert MetricValue.objects.get().value == 7.0
     assert token not in log
+
+
+def test_a_real_worker_recovers_an_upload_whose_task_was_lost(worker, tenant, owner, calls_integration, monkeypatch,
+                                                              tmp_path):
+    """The periodic check, sent through the broker as beat sends it, finds an upload whose task the
+    broker lost and has the worker process it."""
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from uploads import tasks
+    from uploads.intake import accept_upload
+
+    with monkeypatch.context() as lost:
+        lost.setattr(tasks.process_upload, "delay", lambda *args: None)  # the broker loses the message
+        upload = accept_upload(calls_integration, b'[{"email": "jason@yourcompany.com", "date": "8/16/2016",'
+                               b' "calls": "3"}]', content_type="application/json", channel="api")
+    stale = timezone.now() - timedelta(seconds=django_settings.PORTAL_REQUEUE_AFTER_SECONDS + 5)
+    Upload.objects.filter(pk=upload.pk).update(queued_at=stale)
+
+    tasks.requeue_stalled_uploads.delay()
+
+    done = wait_for(lambda: Upload.objects.get(pk=upload.pk).status == "processed")
+    log = (tmp_path / "worker.log").read_text(errors="replace")
+    assert done, f"status {Upload.objects.get(pk=upload.pk).status}\n{log[-3000:]}"
+    assert "queued again" in log and MetricValue.objects.get().value == 3.0

@@ -59,6 +59,7 @@ def accept_upload(integration, stream_or_bytes, *, content_type, channel, submit
         submitted_via=str(submitted_via)[:200], sandbox=integration.sandbox,
         filename=filename[:255], content_type=(content_type or "")[:100], size_bytes=len(data),
         sha256=hashlib.sha256(data).hexdigest(), records=parsed.records, status=Upload.Status.QUEUED,
+        queued_at=timezone.now(),
     )
     stored_name = _stored_name(integration, filename, parsed.data_format)
     upload.file.save(stored_name, ContentFile(data), save=False)

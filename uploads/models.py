@@ -84,6 +84,9 @@ class Upload(models.Model):
     message = models.CharField(max_length=500, blank=True)
 
     created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+    # When its processing task was last sent: a task lost on the way is sent again once this
+    # is old (uploads.processing.requeue_stalled_uploads).
+    queued_at = models.DateTimeField(null=True, blank=True)
     started_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)
 

@@ -16,7 +16,9 @@ import logging
 
 import numpy as np
 import pandas as pd
+from django.conf import settings
 from django.db import connection, transaction
+from django.db.models import Q
 from django.utils import timezone
 
 from integrations.models import Integration
@@ -273,16 +275,39 @@ def release_waiting_uploads(integration_id):
         waiting = list(uploads.filter(status=Status.WAITING).order_by("id").values_list("id", flat=True))
         if not waiting:
             return 0
-        Upload.objects.filter(id__in=waiting, status=Status.WAITING).update(status=Status.QUEUED, message="")
+        Upload.objects.filter(id__in=waiting, status=Status.WAITING).update(
+            status=Status.QUEUED, message="", queued_at=timezone.now())
         transaction.on_commit(lambda: _queue(waiting))
     return len(waiting)
+
+
+def requeue_stalled_uploads():
+    """Send the processing task again for uploads whose task was lost; returns their ids.
+
+    Stalled: queued, or processing, for longer than PORTAL_REQUEUE_AFTER_SECONDS. The
+    filesystem broker forgets a message once a worker has read it, so a worker that dies
+    mid-task loses it; any broker can lose one. Processing is idempotent (see
+    process_upload), so a task that was only slow is harmless to send twice. Runs every few
+    minutes (settings.CELERY_BEAT_SCHEDULE).
+    """
+    now = timezone.now()
+    cutoff = now - datetime.timedelta(seconds=settings.PORTAL_REQUEUE_AFTER_SECONDS)
+    queued_long_ago = Q(queued_at__lt=cutoff) | Q(queued_at__isnull=True, created_at__lt=cutoff)
+    stalled = Upload.objects.filter(Q(status=Status.QUEUED) & queued_long_ago
+                                    | Q(status=Status.PROCESSING, started_at__lt=cutoff))
+    upload_ids = list(stalled.order_by("id").values_list("id", flat=True))
+    if upload_ids:
+        Upload.objects.filter(id__in=upload_ids, status=Status.QUEUED).update(queued_at=now)
+        log.warning("Processing of %d upload(s) stalled; queued again: %s", len(upload_ids), upload_ids)
+        _queue(upload_ids)
+    return upload_ids
 
 
 @transaction.atomic
 def retry_upload(upload, actor):
     """An editor asks to process a failed upload again (it re-reads its stored file)."""
     updated = Upload.objects.filter(pk=upload.pk, status=Status.FAILED).update(
-        status=Status.QUEUED, errors=[], message="", started_at=None, finished_at=None)
+        status=Status.QUEUED, errors=[], message="", queued_at=timezone.now(), started_at=None, finished_at=None)
     if updated:
         record(upload.tenant, actor, Action.UPLOAD_RETRIED, f"Upload #{upload.pk}", upload.integration)
         transaction.on_commit(lambda: _queue([upload.pk]))

@@ -14,3 +14,8 @@ def process_upload(upload_id):
 @shared_task(acks_late=True)
 def release_waiting_uploads(integration_id):
     return processing.release_waiting_uploads(integration_id)
+
+
+@shared_task(ignore_result=True)
+def requeue_stalled_uploads():
+    return processing.requeue_stalled_uploads()

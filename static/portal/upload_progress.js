@@ -1,6 +1,6 @@
 // The upload page follows processing without a reload: it polls the upload's status (JSON)
 // and fills in the fields marked data-field. When the upload is done, the page is loaded
-// once more so that errors and buttons appear.
+// once more so that errors, buttons and (for a file sent to a vendor) its calls appear.
 (() => {
   const box = document.getElementById("upload-progress");
   if (!box || box.dataset.done === "true") return;
@@ -32,7 +32,10 @@
         show(data);
         if (data.done) {
           box.dataset.done = "true";
-          if (data.status !== initial && (data.errors || data.status === "failed")) window.location.reload();
+          const sentToVendor = document.getElementById("calls-title") !== null;
+          if (data.status !== initial && (data.errors || data.status === "failed" || sentToVendor)) {
+            window.location.reload();
+          }
           return;
         }
       }

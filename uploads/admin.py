@@ -26,7 +26,7 @@ class UploadAdmin(admin.ModelAdmin):
     list_filter = ["status", "channel", "sandbox", "tenant"]
     search_fields = ["integration__name", "filename", "submitted_via", "sha256"]
     date_hierarchy = "created_at"
-    readonly_fields = ["created_at", "started_at", "finished_at", "sha256", "size_bytes"]
+    readonly_fields = ["created_at", "queued_at", "started_at", "finished_at", "sha256", "size_bytes"]
     raw_id_fields = ["integration", "submitted_by"]
 
 

@@ -28,3 +28,14 @@ document.addEventListener("submit", (event) => {
   const message = event.target.dataset.confirm;
   if (message && !window.confirm(message)) event.preventDefault();
 });
+
+// The new-integration form shows the vendor's fields only when the integration is outbound.
+for (const form of document.querySelectorAll("form[data-outbound-only]")) {
+  const update = () => {
+    const direction = form.querySelector("input[name=direction]:checked")?.value || "inbound";
+    for (const el of form.querySelectorAll(form.dataset.outboundOnly)) el.hidden = direction !== "outbound";
+    for (const el of document.querySelectorAll("[data-direction]")) el.hidden = el.dataset.direction !== direction;
+  };
+  form.addEventListener("change", update);
+  update();
+}

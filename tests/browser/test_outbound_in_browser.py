@@ -38,7 +38,9 @@ def test_admin_dry_runs_then_sends_a_file_and_reads_the_redacted_exchange(page, 
     # An outbound integration: the vendor's endpoint (without its trailing slash) and token.
     page.get_by_role("link", name="New integration").click()
     page.get_by_label("Name").fill("Vendor calls")
+    expect(page.get_by_label("Vendor endpoint")).to_be_hidden()  # an inbound integration has no vendor
     page.get_by_label("Outbound (the portal sends to a vendor)").check()
+    expect(page.get_by_text("nothing is sent to the vendor until you turn Sandbox Mode off")).to_be_visible()
     page.get_by_label("Data type").fill("calls")
     page.get_by_label("Data format").select_option("json")
     page.get_by_label("Field keys").fill("email, date, calls")

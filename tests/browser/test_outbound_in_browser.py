@@ -109,6 +109,7 @@ def test_the_upload_page_shows_the_vendors_answer_when_it_comes(page, httpserver
     page.get_by_role("button", name="Sign in").click()
     page.goto(upload.get_absolute_url())
     expect(page.locator("[data-field=status_display]")).to_have_text("Sending")
+    expect(page.locator(".calls h3")).to_contain_text("Queued: a worker sends it shortly")
     expect(page.locator("details.exchange")).to_have_count(0)
 
     run_attempt(Dispatch.objects.get(upload=upload).pk, 1)  # the worker makes the call

@@ -388,7 +388,6 @@ class Exchanges:
         return row
 
 
-
 def _read_capped(response, deadline):
     """At most EXCERPT_BYTES of the body, and no longer than the deadline: a vendor that drips
     its answer byte by byte cannot hold a worker. Returns (content, truncated, error): what

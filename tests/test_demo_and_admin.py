@@ -20,11 +20,11 @@ def run_demo(*args):
 
 
 def test_demo_is_idempotent_and_issues_fresh_tokens():
-    first = run_demo()
-    second = run_demo()
+    first = run_demo("--base-url", "http://127.0.0.1:8000")
+    second = run_demo("--base-url", "http://127.0.0.1:8000")
     assert set(first) == {"base_url", "tenant", "username", "password", "api_token", "integrations"}
     assert first["tenant"] == "demo" and Tenant.objects.count() == 1
-    assert Integration.objects.count() == 2
+    assert Integration.objects.count() == 3
     calls = next(i for i in second["integrations"] if i["data_type"] == "calls")
     assert calls["data_format"] == "json" and calls["field_keys"] == ["email", "date", "calls"]
     assert calls["endpoint"].endswith("/api/v1/data/calls/")
@@ -32,13 +32,19 @@ def test_demo_is_idempotent_and_issues_fresh_tokens():
     assert ApiToken.objects.find(first["api_token"]) is None
     assert ApiToken.objects.find(second["api_token"]).can_write
     assert IntegrationToken.objects.find(calls["auth_token"]).integration.data_type == "calls"
+    # The outbound one sends to the portal's own calls endpoint, with that endpoint's current token.
+    outbound = Integration.objects.get(direction="outbound")
+    assert outbound.sandbox and outbound.endpoint_url == calls["endpoint"]
+    assert outbound.read_vendor_credentials() == {"auth_token": calls["auth_token"]}
     integration = Integration.objects.get(data_type="activity")
     assert integration.sandbox and integration.data_format == "csv"
     assert sorted(integration.metrics.values_list("name", flat=True)) == ["calls", "deals", "talk_minutes"]
 
 
 def test_demo_other_tenant():
-    assert run_demo("--tenant", "other")["tenant"] == "other"
+    # A base URL that a vendor endpoint may not have (no dot in the host): no outbound demo.
+    assert run_demo("--tenant", "other", "--base-url", "http://testserver")["tenant"] == "other"
+    assert not Integration.objects.filter(direction="outbound").exists()
 
 
 def test_admin_lists_models_without_secrets(admin_client, calls_integration, api_token, owner):

@@ -1,4 +1,9 @@
-"""Seed a demo tenant with two sandboxed integrations, and print fresh credentials.
+"""Seed a demo tenant with two sandboxed inbound integrations and an outbound one, and print
+fresh credentials.
+
+The outbound one sends to the portal's own "calls" endpoint, with its token as the vendor's
+AUTH_TOKEN: in Sandbox Mode a file is checked and the call logged (a dry run); out of it, the
+call is refused unless PORTAL_OUTBOUND_ALLOWED_NETWORKS allows the portal's own address.
 
 Idempotent: run it again and the same tenant, user and integrations are reused; only the
 tokens are new (old ones are revoked), since a token can only be shown when it is issued.
@@ -7,6 +12,7 @@ tokens are new (old ones are revoked), since a token can only be shown when it i
 import json
 
 from django.contrib.auth import get_user_model
+from django.core.exceptions import ValidationError
 from django.core.management.base import BaseCommand
 from django.db import transaction
 
@@ -39,7 +45,7 @@ INTEGRATIONS = [
 
 
 class Command(BaseCommand):
-    help = "Create (or refresh) a demo tenant, its owner and two sandboxed integrations; print credentials."
+    help = "Create (or refresh) a demo tenant, its owner and three sandboxed integrations; print credentials."
 
     def add_arguments(self, parser):
         parser.add_argument("--tenant", default="demo", help="tenant slug (default: demo)")
@@ -80,6 +86,9 @@ class Command(BaseCommand):
                 "auth_token": token,
             })
 
+        calls = integrations[0]
+        outbound = self.outbound_demo(tenant_row, user, calls)
+
         for old in ApiToken.objects.filter(tenant=tenant_row, name="demo").active():
             services.revoke_api_token(old, user)
         _, api_token = services.issue_api_token(tenant_row, user, "demo", ApiToken.Scope.READ_WRITE)
@@ -98,4 +107,24 @@ class Command(BaseCommand):
             self.stdout.write(f"Demo tenant '{tenant_row.slug}': sign in at {base}/ as {user.username} / {DEMO_PASSWORD}")
             for item in integrations:
                 self.stdout.write(f"  {item['name']}: POST {item['endpoint']}  Authorization: Token {item['auth_token']}")
+            if outbound is not None:
+                self.stdout.write(f"  {outbound.name}: in Sandbox Mode, its uploads are dry runs to {calls['endpoint']}")
             self.stdout.write(f"  Standard API token (read-write): {api_token}")
+
+    def outbound_demo(self, tenant, user, calls):
+        """An outbound integration to the portal's own calls endpoint, with its current token; None
+        when the base URL is not one a vendor endpoint may have (a host name without a dot)."""
+        vendor_token = {"auth_token": calls["auth_token"]}
+        integration = Integration.objects.filter(tenant=tenant, direction="outbound", data_type="calls").first()
+        try:
+            with transaction.atomic():
+                if integration is None:
+                    return services.create_integration(
+                        tenant, user, name="Calls, sent to this portal (outbound)", direction="outbound",
+                        data_type="calls", data_format="json", field_keys=calls["field_keys"],
+                        endpoint_url=calls["endpoint"], credentials=vendor_token,
+                    )
+                return services.update_integration(integration, user, {"endpoint_url": calls["endpoint"]},
+                                                   credentials=vendor_token)
+        except ValidationError:
+            return None

@@ -225,6 +225,13 @@ class Dispatch(models.Model):
     def is_active(self):
         return self.status in (self.Status.WAITING, self.Status.SENDING)
 
+    @property
+    def status_label(self):
+        """The status in words; a dispatch waiting for its first attempt is just queued."""
+        if self.status == self.Status.WAITING and not self.attempts:
+            return "Queued: a worker sends it shortly"
+        return self.get_status_display()
+
 
 class CallLog(models.Model):
     """One HTTP exchange with a vendor, secrets redacted before it is stored."""

@@ -550,7 +550,7 @@ def requeue_stalled_dispatches():
     from .tasks import send_dispatch
 
     now = timezone.now()
-    cutoff = now - timedelta(seconds=_setting("PORTAL_REQUEUE_AFTER_SECONDS", 600))
+    cutoff = now - timedelta(seconds=settings.PORTAL_REQUEUE_AFTER_SECONDS)
     waiting = dict(Dispatch.objects.filter(
         Q(next_attempt_at__lt=cutoff) | Q(next_attempt_at__isnull=True, created_at__lt=cutoff),
         status=Dispatch.Status.WAITING,

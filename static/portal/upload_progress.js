@@ -1,6 +1,7 @@
 // The upload page follows processing without a reload: it polls the upload's status (JSON)
 // and fills in the fields marked data-field. When the upload is done, the page is loaded
-// once more so that errors, buttons and (for a file sent to a vendor) its calls appear.
+// once more if the finished page has more to show: errors and buttons, or (pages marked
+// data-reload-when-done: a file sent to a vendor) the calls it made.
 (() => {
   const box = document.getElementById("upload-progress");
   if (!box || box.dataset.done === "true") return;
@@ -32,10 +33,8 @@
         show(data);
         if (data.done) {
           box.dataset.done = "true";
-          const sentToVendor = document.getElementById("calls-title") !== null;
-          if (data.status !== initial && (data.errors || data.status === "failed" || sentToVendor)) {
-            window.location.reload();
-          }
+          const more = data.errors || data.status === "failed" || box.dataset.reloadWhenDone === "true";
+          if (data.status !== initial && more) window.location.reload();
           return;
         }
       }

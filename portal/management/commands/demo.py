@@ -86,7 +86,7 @@ class Command(BaseCommand):
                 "auth_token": token,
             })
 
-        calls = integrations[0]
+        calls = next(item for item in integrations if item["data_type"] == "calls")
         outbound = self.outbound_demo(tenant_row, user, calls)
 
         for old in ApiToken.objects.filter(tenant=tenant_row, name="demo").active():

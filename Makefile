@@ -16,7 +16,8 @@ setup: $(STAMP)
 run: setup  ## migrate, seed the demo tenant, serve on 127.0.0.1:$${PORT:-8000} with a Celery worker
 	bin/run
 
-test: setup  ## the whole suite, on the embedded defaults unless DATABASE_URL / CELERY_BROKER_URL say otherwise
+test: setup  ## the import layers, then the whole suite, on the embedded defaults unless DATABASE_URL / CELERY_BROKER_URL say otherwise
+	$(VENV)/bin/lint-imports --no-cache
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 bench: setup  ## benchmarks; set DATABASE_URL to a PostgreSQL database for the COPY comparison

@@ -1,4 +1,4 @@
-"""Inbound intake benchmark (issue 3, item 10): a 15 MB CSV through a real web server and a real worker.
+"""Inbound intake benchmark: a 15 MB CSV through a real web server and a real worker.
 
 Measures, in one run, on the database and broker of the environment (DATABASE_URL,
 CELERY_BROKER_URL; the embedded SQLite and filesystem broker when unset):

@@ -1,10 +1,10 @@
 """Run every benchmark in bench/ in turn (`make bench`), each in its own process.
 
     .venv/bin/python bench/run.py            # all of them
-    .venv/bin/python bench/run.py dispatch   # only bench_dispatch.py
+    .venv/bin/python bench/run.py intake     # only bench_intake.py
 
 Each prints its figures and a `RESULT …` line; the RESULT lines are repeated at the end,
-the inbound intake's last (issue 3 asks for it as the last line).
+the inbound intake's last.
 """
 
 import subprocess
@@ -12,7 +12,7 @@ import sys
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
-ORDER = ["intake", "dispatch"]  # any other bench_*.py runs after these, in name order
+ORDER = ["intake"]  # any other bench_*.py runs after these, in name order
 
 
 def benchmarks(wanted):

@@ -1,7 +1,7 @@
 from django.contrib import admin
 from django.db import models
 
-from .models import ApiToken, CallLog, Integration, IntegrationToken, Metric
+from .models import ApiToken, Integration, IntegrationToken, Metric
 
 
 class MetricInline(admin.TabularInline):
@@ -14,7 +14,7 @@ class ReadOnlyTokenInline(admin.TabularInline):
 
     model = IntegrationToken
     extra = 0
-    fields = ["prefix", "created_at", "last_used_at", "revoked_at", "created_by"]
+    fields = ["kind", "prefix", "created_at", "last_used_at", "revoked_at", "created_by"]
     readonly_fields = fields
     can_delete = False
 
@@ -24,10 +24,9 @@ class ReadOnlyTokenInline(admin.TabularInline):
 
 @admin.register(Integration)
 class IntegrationAdmin(admin.ModelAdmin):
-    list_display = ["name", "tenant", "direction", "protocol", "data_type", "data_format", "sandbox", "enabled",
-                    "has_vendor_credentials"]
-    list_filter = ["direction", "protocol", "sandbox", "enabled", "data_format", "tenant"]
-    search_fields = ["name", "data_type", "tenant__name", "endpoint_url"]
+    list_display = ["name", "tenant", "direction", "protocol", "key", "sandbox", "enabled", "has_vendor_credentials"]
+    list_filter = ["direction", "protocol", "sandbox", "enabled", "tenant"]
+    search_fields = ["name", "key", "tenant__name", "endpoint_url"]
     # vendor_credentials is not editable, so it never appears on the form.
     readonly_fields = ["created_at", "updated_at", "has_vendor_credentials"]
     inlines = [MetricInline, ReadOnlyTokenInline]
@@ -63,29 +62,6 @@ class ApiTokenAdmin(TokenAdmin):
 
 @admin.register(IntegrationToken)
 class IntegrationTokenAdmin(TokenAdmin):
-    list_display = ["prefix", "integration", "created_at", "last_used_at", "revoked_at"]
-    list_filter = ["integration__tenant"]
+    list_display = ["prefix", "kind", "integration", "created_at", "last_used_at", "revoked_at"]
+    list_filter = ["kind", "integration__tenant"]
     search_fields = ["prefix", "integration__name"]
-
-
-@admin.register(CallLog)
-class CallLogAdmin(admin.ModelAdmin):
-    """The outbound call history, for support: read-only, secrets already redacted when written."""
-
-    list_display = ["created_at", "tenant", "upload", "attempt", "method", "url", "status_code", "error_class",
-                    "duration_ms", "dry_run"]
-    list_filter = ["dry_run", "status_code", "error_class", "tenant"]
-    search_fields = ["url", "error_message", "upload__id"]
-    list_select_related = ["tenant", "upload"]
-
-    def get_readonly_fields(self, request, obj=None):
-        return [f.name for f in self.model._meta.fields]
-
-    def has_add_permission(self, request):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False

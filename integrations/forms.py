@@ -1,7 +1,8 @@
 from django import forms
 from django.db import models
 
-from .models import ApiToken, Direction, Integration, Metric, Protocol
+from . import registry
+from .models import ApiToken, Integration, Metric
 
 
 def https_by_default(model_field, **kwargs):
@@ -20,6 +21,8 @@ class FieldKeysField(forms.CharField):
         return ", ".join(value) if isinstance(value, list) else value
 
     def to_python(self, value):
+        if isinstance(value, (list, tuple)):
+            value = ",".join(str(v) for v in value)
         text = super().to_python(value) or ""
         keys = [k.strip() for k in text.replace("\n", ",").split(",") if k.strip()]
         if len(set(keys)) != len(keys):
@@ -33,17 +36,48 @@ class VendorCredentialsField(forms.CharField):
     widget = forms.PasswordInput(render_value=False, attrs={"autocomplete": "new-password"})
 
 
+class ProtocolSettingsForm(forms.Form):
+    """Base of a protocol's own settings form (integrations.registry.Protocol.settings_form).
+
+    A field left out of the data takes its initial value, so that a client names only what it
+    sets; but a checkbox left out of a browser's POST is unticked, so False.
+    """
+
+    def __init__(self, data=None, *args, integration, **kwargs):
+        self.integration = integration
+        super().__init__(data, *args, **kwargs)
+        if self.is_bound:
+            from_browser = hasattr(self.data, "getlist")
+            filled = self.data.copy()
+            for name, field in self.fields.items():
+                key = self.add_prefix(name)
+                if key in filled or field.initial is None:
+                    continue
+                if from_browser and isinstance(field, forms.BooleanField):
+                    continue  # an unticked box is not sent at all: it means False
+                filled[key] = field.initial
+            self.data = filled
+
+    def settings(self):
+        """The cleaned settings, as stored in Integration.settings (JSON)."""
+        return dict(self.cleaned_data)
+
+    def key_taken(self, key):
+        """Whether another integration of this tenant, protocol and direction already has this key."""
+        integration = self.integration
+        return Integration.objects.filter(
+            tenant_id=integration.tenant_id, protocol=integration.protocol, direction=integration.direction, key=key,
+        ).exclude(pk=integration.pk).exists()
+
+
 class IntegrationCreateForm(forms.ModelForm):
-    field_keys = FieldKeysField(required=False, help_text="CSV headers or JSON keys, comma-separated")
-    vendor_token = VendorCredentialsField(
-        label="Vendor AUTH_TOKEN", required=False,
-        help_text="Outbound only: the token the vendor issued you. Stored encrypted, never shown again.",
-    )
+    """The generic part of a new integration; the protocol's own settings come on their tab."""
+
+    vendor_secret_fields = ()
 
     class Meta:
         model = Integration
-        fields = ["name", "direction", "protocol", "data_type", "data_format", "field_keys", "endpoint_url",
-                  "vendor_token"]
+        fields = ["name", "direction", "protocol", "endpoint_url"]
         formfield_callback = https_by_default
         widgets = {"direction": forms.RadioSelect}
 
@@ -51,26 +85,8 @@ class IntegrationCreateForm(forms.ModelForm):
         self.tenant = tenant
         super().__init__(*args, **kwargs)
         self.instance.tenant = tenant
-        # What the portal speaks today; the other reference protocols arrive one module each.
-        self.fields["protocol"].choices = [(Protocol.DATA_INTEGRATION, Protocol.DATA_INTEGRATION.label)]
+        self.fields["protocol"] = forms.ChoiceField(choices=registry.choices(), initial="data_integration")
         self.fields["endpoint_url"].help_text = "Outbound only: the vendor's URL, e.g. https://acme.example.com/api/v1/data/calls/"
-
-    def clean(self):
-        data = super().clean()
-        if data.get("direction") == Direction.OUTBOUND and not data.get("endpoint_url"):
-            self.add_error("endpoint_url", "An outbound integration needs the vendor's endpoint.")
-        if data.get("direction") == Direction.OUTBOUND and not data.get("vendor_token"):
-            self.add_error("vendor_token", "An outbound integration needs the AUTH_TOKEN the vendor issued you.")
-        if data.get("direction") == Direction.INBOUND:
-            data["vendor_token"] = ""  # an inbound integration keeps no vendor secret
-        return data
-
-    def validate_unique(self):
-        # tenant is set on the instance, so the (tenant, direction, data_type) check runs here.
-        try:
-            self.instance.validate_constraints()
-        except forms.ValidationError:
-            self.add_error("data_type", "This tenant already has an integration with this data type.")
 
 
 class SettingsForm(forms.ModelForm):
@@ -85,11 +101,6 @@ class SettingsForm(forms.ModelForm):
 
 
 class OutboundSettingsForm(forms.ModelForm):
-    vendor_token = VendorCredentialsField(
-        label="Replace vendor AUTH_TOKEN", required=False,
-        help_text="Leave blank to keep the stored one. It is never shown back.",
-    )
-
     class Meta:
         model = Integration
         fields = ["name", "enabled", "sandbox", "endpoint_url", "max_attempts"]
@@ -97,29 +108,21 @@ class OutboundSettingsForm(forms.ModelForm):
         labels = {"sandbox": "Sandbox Mode (dry run: nothing is sent)"}
 
 
-class DataFormatForm(forms.ModelForm):
-    field_keys = FieldKeysField(help_text="CSV headers or JSON keys the file must contain, comma-separated")
+def vault_form(protocol, *, creating):
+    """A form with one write-only field per secret the protocol keeps for a vendor."""
+    fields = {
+        spec.name: VendorCredentialsField(
+            label=spec.label if creating else f"Replace {spec.label}", required=creating and spec.required,
+            help_text=spec.help_text or ("Stored encrypted, never shown again." if creating
+                                         else "Leave blank to keep the stored one. It is never shown back."))
+        for spec in protocol.vault_fields
+    }
+    return type("VaultForm", (forms.Form,), fields)
 
-    class Meta:
-        model = Integration
-        fields = ["data_format", "field_keys", "user_key", "date_key", "date_format", "flatten_json",
-                  "flatten_separator", "unknown_user"]
-        labels = {
-            "data_format": "Data Format",
-            "user_key": "Field key that names the user",
-            "date_key": "Field key that holds the date",
-            "unknown_user": "When a row names an unknown user",
-            "flatten_separator": "Separator for flattened keys",
-        }
-        help_texts = {"flatten_json": "Nested keys become e.g. user.email (JSON only)"}
 
-    def clean(self):
-        data = super().clean()
-        keys = data.get("field_keys") or []
-        for name in ("user_key", "date_key"):
-            if data.get(name) and keys and data[name] not in keys:
-                self.add_error(name, f"“{data[name]}” is not one of the field keys.")
-        return data
+def vault_values(form):
+    """The secrets typed into a vault form, by their names; blank ones are left out."""
+    return {name: value for name, value in form.cleaned_data.items() if value}
 
 
 class MetricForm(forms.ModelForm):
@@ -130,7 +133,7 @@ class MetricForm(forms.ModelForm):
     def __init__(self, *args, integration, **kwargs):
         super().__init__(*args, **kwargs)
         self.instance.integration = integration
-        keys = [k for k in integration.field_keys if k not in (integration.user_key, integration.date_key)]
+        keys = integration.protocol_spec.metric_source_keys(integration)
         self.fields["source_key"] = forms.ChoiceField(
             label="Source field key", choices=[(k, k) for k in keys],
             help_text="Add field keys on the Data Format tab first." if not keys else "",

@@ -10,26 +10,59 @@ from django.db import transaction
 from portal.audit import Action, record
 
 from .models import ApiToken, Integration, IntegrationToken
+from .signals import sandbox_left
 
-# Fields whose change is worth naming in the audit trail.
-AUDITED_FIELDS = [
-    "name", "enabled", "data_type", "data_format", "field_keys", "user_key", "date_key", "date_format",
-    "flatten_json", "flatten_separator", "unknown_user", "endpoint_url", "max_attempts",
-]
+# The fields every integration has; anything else given to create/update is the protocol's own setting.
+GENERIC_FIELDS = {"name", "direction", "protocol", "enabled", "endpoint_url", "max_attempts"}
+
+
+def _split(fields):
+    generic = {name: value for name, value in fields.items() if name in GENERIC_FIELDS}
+    settings = dict(fields.pop("settings", None) or {})
+    settings.update({name: value for name, value in fields.items() if name not in GENERIC_FIELDS | {"settings"}})
+    return generic, settings
+
+
+def _apply_settings(integration, settings, partial):
+    protocol = integration.protocol_spec
+    if integration.direction not in protocol.directions:
+        raise ValidationError({"direction": f"The {protocol.short_label or protocol.label} protocol does not work "
+                                            f"{integration.direction}."})
+    cleaned, key = protocol.clean_settings(integration, settings, partial=partial)
+    integration.settings, integration.key = cleaned, key
 
 
 @transaction.atomic
 def create_integration(tenant, actor, **fields):
-    """A new integration starts in Sandbox Mode (seed 000), whatever it was given."""
+    """A new integration starts in Sandbox Mode (seed 000), whatever it was given.
+
+    Protocol settings may be given by name (data_type="calls") or as settings={…}; the
+    protocol's settings form checks them.
+    """
     credentials = fields.pop("credentials", None)
     metrics = fields.pop("metrics", [])
-    integration = Integration(tenant=tenant, **fields)
+    fields.pop("sandbox", None)
+    generic, settings = _split(fields)
+    integration = Integration(tenant=tenant, **generic)
     integration.sandbox = True
+    integration.protocol_spec  # an unknown protocol is refused here, with its name  # noqa: B018
+    _apply_settings(integration, settings, partial=False)
+    integration.full_clean()
+    if not integration.is_inbound:
+        missing = [spec.label for spec in integration.protocol_spec.vault_fields
+                   if spec.required and not (credentials or {}).get(spec.name)]
+        if missing:
+            raise ValidationError({"credentials": f"An outbound integration needs {', '.join(missing)}: "
+                                                  "the secrets the vendor issued you."})
+    elif credentials:
+        raise ValidationError({"credentials": "Inbound integrations get their credentials from the portal "
+                                              "(Credentials tab); credentials are for outbound ones."})
     if credentials:
         integration.set_vendor_credentials(credentials)
     integration.full_clean()
     integration.save()
     for metric in metrics:
+        _check_metric(integration, metric["source_key"])
         integration.metrics.create(**metric)
     record(tenant, actor, Action.INTEGRATION_CREATED, integration.name, integration,
            direction=integration.direction, protocol=integration.protocol)
@@ -38,16 +71,24 @@ def create_integration(tenant, actor, **fields):
 
 @transaction.atomic
 def update_integration(integration, actor, changes, credentials=None):
-    """Apply field changes (and, for outbound, replace the vendor credentials)."""
-    before = {name: getattr(integration, name) for name in AUDITED_FIELDS}
+    """Apply changes (generic fields and protocol settings; for outbound, replace the vendor credentials)."""
+    integration = Integration.objects.select_for_update().get(pk=integration.pk)
+    changes = dict(changes)
     sandbox = changes.pop("sandbox", None)
-    for name, value in changes.items():
+    generic, settings = _split(changes)
+    before = {**{name: getattr(integration, name) for name in GENERIC_FIELDS},
+              **integration.protocol_spec.settings_of(integration)}
+    for name, value in generic.items():
         setattr(integration, name, value)
+    if settings:
+        _apply_settings(integration, settings, partial=True)
     if credentials:
         integration.set_vendor_credentials(credentials)
     integration.full_clean()
     integration.save()
-    changed = sorted(name for name in AUDITED_FIELDS if getattr(integration, name) != before[name])
+    after = {**{name: getattr(integration, name) for name in GENERIC_FIELDS},
+             **integration.protocol_spec.settings_of(integration)}
+    changed = sorted(name for name in after if after[name] != before.get(name))
     if changed:
         record(integration.tenant, actor, Action.INTEGRATION_CHANGED, integration.name, integration, fields=changed)
     if credentials:
@@ -67,15 +108,22 @@ def set_sandbox(integration, actor, enabled):
     record(integration.tenant, actor, Action.SANDBOX_ON if enabled else Action.SANDBOX_OFF,
            integration.name, integration)
     if not enabled:
-        # Leaving sandbox: uploads that waited are now processed in arrival order.
-        from uploads.processing import release_waiting_uploads
-
-        transaction.on_commit(lambda: release_waiting_uploads(integration.pk))
+        sandbox_left.send(sender=Integration, integration=integration, actor=actor)
     return integration
+
+
+def _check_metric(integration, source_key):
+    protocol = integration.protocol_spec
+    if not protocol.has_metrics:
+        raise ValidationError({"metrics": f"The {protocol.short_label or protocol.label} protocol has no metrics."})
+    if source_key not in protocol.metric_source_keys(integration):
+        raise ValidationError({"metrics": f"Source key “{source_key}” must be one of the field keys other than "
+                                          "the user and date keys."})
 
 
 @transaction.atomic
 def add_metric(integration, actor, name, source_key, aggregation):
+    _check_metric(integration, source_key)
     metric = integration.metrics.create(name=name, source_key=source_key, aggregation=aggregation)
     record(integration.tenant, actor, Action.INTEGRATION_CHANGED, integration.name, integration,
            fields=["metrics"], metric_added=name)
@@ -95,19 +143,20 @@ def delete_metric(metric, actor):
 @transaction.atomic
 def delete_integration(integration, actor):
     record(integration.tenant, actor, Action.INTEGRATION_DELETED, integration.name, None,
-           data_type=integration.data_type)
+           protocol=integration.protocol, key=integration.key)
     integration.delete()
 
 
 @transaction.atomic
 def regenerate_integration_token(integration, actor):
-    """Issue a new AUTH_TOKEN and revoke the old ones. Returns the plaintext, to show once."""
-    if not integration.is_inbound:
-        raise ValidationError("Only inbound integrations have a portal-issued AUTH_TOKEN.")
-    for old in integration.tokens.active():
+    """Issue the protocol's credential anew and revoke the old one. Returns the plaintext, to show once."""
+    issued = integration.protocol_spec.issued if integration.is_inbound else None
+    if issued is None:
+        raise ValidationError("Only inbound integrations have a credential issued by the portal.")
+    for old in integration.tokens.active().filter(kind=issued.kind):
         old.revoke()
         record(integration.tenant, actor, Action.CREDENTIAL_REVOKED, old.masked, integration)
-    row, token = IntegrationToken.issue(integration=integration, created_by=_user(actor))
+    row, token = IntegrationToken.issue(integration=integration, kind=issued.kind, created_by=_user(actor))
     record(integration.tenant, actor, Action.CREDENTIAL_ISSUED, row.masked, integration)
     return token
 

@@ -6,15 +6,14 @@ Thin: parse the form, call a service, render.
 from django.contrib import messages
 from django.core.exceptions import ValidationError
 from django.shortcuts import get_object_or_404, redirect, render
-from django.template.defaultfilters import pluralize
 from django.views.decorators.http import require_POST
 
 from portal.tenancy import tenant_view
-from uploads.purge import purge_integration
 
-from . import outbound, services
+from . import services
+from . import registry
 from .forms import (
-    ApiTokenForm, DataFormatForm, IntegrationCreateForm, MetricForm, OutboundSettingsForm, SettingsForm,
+    ApiTokenForm, IntegrationCreateForm, MetricForm, OutboundSettingsForm, SettingsForm, vault_form, vault_values,
 )
 from .models import ApiToken, Integration
 
@@ -24,7 +23,8 @@ def _integration(request, pk):
 
 
 def _tab(request, integration, tab, **context):
-    return render(request, f"integrations/{tab}.html", {"integration": integration, "tab": tab, **context})
+    return render(request, f"integrations/{tab}.html", {"integration": integration, "tab": tab,
+                                                         "protocol": integration.protocol_spec, **context})
 
 
 @tenant_view()
@@ -33,18 +33,53 @@ def integration_list(request):
     return render(request, "integrations/list.html", {"integrations": integrations})
 
 
+def _protocol_forms(data, tenant, direction=None, protocol=None):
+    """For each protocol: its settings form and the vault form of its vendor secrets, prefixed by its slug."""
+    forms = []
+    for spec in registry.all_protocols():
+        unsaved = Integration(tenant=tenant, protocol=spec.slug, direction=direction or "inbound")
+        chosen = data is not None and spec.slug == protocol
+        settings_form = (spec.settings_form(data if chosen else None, integration=unsaved, prefix=spec.slug)
+                         if spec.settings_form else None)
+        vault = vault_form(spec, creating=True)(data if chosen else None, prefix=f"vault-{spec.slug}")
+        forms.append({"protocol": spec, "settings": settings_form, "vault": vault})
+    return forms
+
+
 @tenant_view(edit=True)
 def integration_create(request):
     form = IntegrationCreateForm(request.POST or None, tenant=request.tenant)
+    data = request.POST if request.method == "POST" else None
+    chosen = form.data.get("protocol") if data else None
+    direction = form.data.get("direction") if data else None
+    protocol_forms = _protocol_forms(data, request.tenant, direction, chosen)
     if request.method == "POST" and form.is_valid():
-        fields = {name: form.cleaned_data[name] for name in form.Meta.fields if name != "vendor_token"}
-        token = form.cleaned_data.get("vendor_token")
-        integration = services.create_integration(
-            request.tenant, request.user, credentials={"auth_token": token} if token else None, **fields
-        )
-        messages.success(request, f"Integration “{integration.name}” created, in Sandbox Mode.")
-        return redirect(integration)
-    return render(request, "integrations/create.html", {"form": form})
+        mine = next(item for item in protocol_forms if item["protocol"].slug == form.cleaned_data["protocol"])
+        outbound = form.cleaned_data["direction"] == "outbound"
+        valid = mine["settings"] is None or mine["settings"].is_valid()
+        valid = (not outbound or mine["vault"].is_valid()) and valid
+        if valid:
+            fields = {name: form.cleaned_data[name] for name in form.Meta.fields}
+            settings = mine["settings"].settings() if mine["settings"] else {}
+            credentials = vault_values(mine["vault"]) if outbound else None
+            try:
+                integration = services.create_integration(request.tenant, request.user, settings=settings,
+                                                          credentials=credentials, **fields)
+            except ValidationError as exc:
+                _add_errors(form, exc)
+            else:
+                messages.success(request, f"Integration “{integration.name}” created, in Sandbox Mode.")
+                return redirect(integration)
+    return render(request, "integrations/create.html", {"form": form, "protocol_forms": protocol_forms})
+
+
+def _add_errors(form, exc):
+    """A service's ValidationError on the form: on its field where the form has one."""
+    if hasattr(exc, "error_dict"):
+        for name, errors in exc.message_dict.items():
+            form.add_error(name if name in form.fields else None, errors)
+    else:
+        form.add_error(None, exc)
 
 
 @tenant_view()
@@ -52,38 +87,45 @@ def integration_settings(request, pk):
     integration = _integration(request, pk)
     form_class = SettingsForm if integration.is_inbound else OutboundSettingsForm
     form = form_class(request.POST or None, instance=integration)
+    vault = None if integration.is_inbound else vault_form(integration.protocol_spec, creating=False)(
+        request.POST or None, prefix="vault")
     if request.method == "POST":
         if not request.membership.can_edit:
             return _forbidden(request)
-        if form.is_valid():
+        if form.is_valid() and (vault is None or vault.is_valid()):
             changes = {name: form.cleaned_data[name] for name in form.Meta.fields}
-            token = form.cleaned_data.get("vendor_token")
             try:
-                services.update_integration(
-                    _integration(request, pk), request.user, changes,
-                    credentials={"auth_token": token} if token else None,
-                )
+                services.update_integration(_integration(request, pk), request.user, changes,
+                                            credentials=vault_values(vault) if vault else None)
             except ValidationError as exc:
-                form.add_error(None, exc)
+                _add_errors(form, exc)
             else:
                 messages.success(request, "Settings saved.")
                 return redirect(integration)
-    return _tab(request, integration, "settings", form=form)
+    return _tab(request, integration, "settings", form=form, vault=vault)
 
 
 @tenant_view()
-def integration_data_format(request, pk):
+def integration_protocol_settings(request, pk):
+    """The protocol's own settings (seed 000: the Data Format)."""
     integration = _integration(request, pk)
-    form = DataFormatForm(request.POST or None, instance=integration)
+    spec = integration.protocol_spec
+    if spec.settings_form is None:
+        return redirect(integration)
+    data = request.POST if request.method == "POST" else None
+    form = spec.settings_form(data, integration=integration, initial=spec.settings_of(integration))
     if request.method == "POST":
         if not request.membership.can_edit:
             return _forbidden(request)
         if form.is_valid():
-            changes = {name: form.cleaned_data[name] for name in form.Meta.fields}
-            services.update_integration(_integration(request, pk), request.user, changes)
-            messages.success(request, "Data Format saved.")
-            return redirect("integration_data_format", request.tenant.slug, pk)
-    return _tab(request, integration, "data_format", form=form)
+            try:
+                services.update_integration(integration, request.user, {"settings": form.settings()})
+            except ValidationError as exc:
+                _add_errors(form, exc)
+            else:
+                messages.success(request, f"{spec.settings_tab} saved.")
+                return redirect("integration_protocol_settings", request.tenant.slug, pk)
+    return _tab(request, integration, "protocol_settings", form=form)
 
 
 @tenant_view()
@@ -113,8 +155,14 @@ def metric_delete(request, pk, metric_pk):
 @tenant_view()
 def integration_credentials(request, pk):
     integration = _integration(request, pk)
-    context = {"active_token": integration.tokens.active().first(), "endpoint": integration.endpoint(request)}
-    return _tab(request, integration, "credentials", **context)
+    return _tab(request, integration, "credentials", **_credentials(request, integration))
+
+
+def _credentials(request, integration):
+    issued = integration.protocol_spec.issued
+    tokens = integration.tokens.active()
+    return {"active_token": tokens.filter(kind=issued.kind).first() if issued else None,
+            "issued": issued, "endpoint": integration.endpoint(request)}
 
 
 @tenant_view(edit=True)
@@ -127,9 +175,7 @@ def integration_token_regenerate(request, pk):
     except ValidationError as exc:
         messages.error(request, " ".join(exc.messages))
         return redirect("integration_credentials", request.tenant.slug, pk)
-    context = {"active_token": integration.tokens.active().first(), "endpoint": integration.endpoint(request),
-               "new_token": token}
-    response = _tab(request, integration, "credentials", **context)
+    response = _tab(request, integration, "credentials", **_credentials(request, integration), new_token=token)
     response["Cache-Control"] = "no-store"
     return response
 
@@ -142,75 +188,6 @@ def integration_delete(request, pk):
         messages.success(request, f"Integration “{integration.name}” deleted.")
         return redirect("integration_list", request.tenant.slug)
     return render(request, "integrations/confirm_delete.html", {"integration": integration})
-
-
-@tenant_view(edit=True)
-def integration_purge(request, pk):
-    """Purge All Data: a confirmation page, then the purge (Sandbox Mode only)."""
-    integration = _integration(request, pk)
-    if not integration.sandbox:
-        messages.error(request, "Purge All Data is only available in Sandbox Mode.")
-        return redirect(integration)
-    if request.method == "POST":
-        try:
-            counts = purge_integration(integration, request.user)
-        except ValidationError as exc:
-            messages.error(request, " ".join(exc.messages))
-        else:
-            messages.success(
-                request, f"Purged {counts['values']} metric value{pluralize(counts['values'])} and "
-                f"{counts['files']} file{pluralize(counts['files'])} from {counts['uploads']} "
-                f"upload{pluralize(counts['uploads'])}.",
-            )
-        return redirect(integration)
-    stats = {"values": integration.metric_values.count(),
-             "uploads": integration.uploads.exclude(status="purged").count()}
-    return render(request, "integrations/confirm_purge.html", {"integration": integration, "stats": stats})
-
-
-# --- Outbound: sending from the upload form, and Resend -----------------------------
-
-def send_from_upload_form(request, form):
-    """The upload form, for an outbound integration: check the file, then send it (a dry run in
-    Sandbox Mode). Called by uploads.views.upload_create once the form is valid."""
-    from uploads.errors import IntakeError
-    from uploads.intake import content_type_for_file
-    from uploads.models import Upload
-
-    integration, file = form.cleaned_data["integration"], form.cleaned_data["file"]
-    try:
-        upload = outbound.send_upload(
-            integration, file, content_type=content_type_for_file(integration, file.name),
-            channel=Upload.Channel.WEB, submitted_by=request.user, submitted_via=request.user.get_username(),
-            filename=file.name,
-        )
-    except IntakeError as problem:
-        return render(request, "uploads/form.html", {"form": form, "errors": problem.errors}, status=problem.status)
-    except ValidationError as exc:
-        form.add_error(None, exc)
-        return render(request, "uploads/form.html", {"form": form}, status=400)
-    if upload.status == Upload.Status.DRY_RUN:
-        messages.success(request, "Sandbox Mode: the file was checked and the request it would make is logged "
-                                  "below. Nothing was sent.")
-    else:
-        messages.success(request, f"The file is being sent to {integration.name}.")
-    return redirect(upload)
-
-
-@tenant_view(edit=True)
-@require_POST
-def upload_resend(request, pk):
-    from uploads.models import Upload
-
-    upload = get_object_or_404(Upload.objects.filter(tenant=request.tenant), pk=pk)
-    try:
-        upload = outbound.resend_upload(upload, request.user)
-    except ValidationError as exc:
-        messages.error(request, " ".join(exc.messages))
-    else:
-        messages.success(request, "Dry run logged again (Sandbox Mode)." if upload.status == Upload.Status.DRY_RUN
-                         else "Resending: a new series of attempts has started.")
-    return redirect(upload)
 
 
 # --- Standard API Token Management (seed 001) ---------------------------------------

@@ -40,6 +40,12 @@ INSTALLED_APPS = [
     "integrations",
     "uploads",
 ]
+# The protocols the portal speaks, one package each (integrations/registry.py). Adding a
+# protocol is one line here.
+PROTOCOL_APPS = [
+    "integrations.protocols.data_integration",
+]
+INSTALLED_APPS += PROTOCOL_APPS
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
@@ -88,12 +94,6 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
         "transaction_mode": "IMMEDIATE",
         "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
     })
-elif DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
-    # Django turns psycopg's prepared statements off; its own cursors bind parameters on the
-    # client and never prepare anyway. Only the outbound attempt's two statements bind on the
-    # server (integrations/attempts.py), and this lets psycopg prepare them once per connection.
-    # Behind PgBouncer in transaction mode this needs PgBouncer 1.21+ (max_prepared_statements).
-    DATABASES["default"].setdefault("OPTIONS", {}).setdefault("prepare_threshold", 5)
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 # --- Auth -------------------------------------------------------------------
@@ -181,7 +181,7 @@ CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 PORTAL_REQUEUE_AFTER_SECONDS = env.int("PORTAL_REQUEUE_AFTER_SECONDS", default=600)
 CELERY_BEAT_SCHEDULE = {
     "requeue-stalled-uploads": {"task": "uploads.tasks.requeue_stalled_uploads", "schedule": 300.0},
-    "requeue-stalled-dispatches": {"task": "integrations.tasks.requeue_stalled_dispatches", "schedule": 300.0},
+    "requeue-stalled-dispatches": {"task": "uploads.tasks.requeue_stalled_dispatches", "schedule": 300.0},
 }
 CELERY_BEAT_SCHEDULE_FILENAME = str(VAR_DIR / "celerybeat-schedule")
 

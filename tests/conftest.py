@@ -16,6 +16,8 @@ PASSWORD = "correct horse battery staple"
 def _isolated_files_and_eager_tasks(settings, tmp_path):
     """Files go to a fresh folder; tasks run in-process unless a test starts a real worker."""
     settings.MEDIA_ROOT = tmp_path / "media"
+    # Hashing a password the real way costs ~0.3 s; tests sign users in by the hundred.
+    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
     settings.PORTAL_BASE_URL = "http://testserver"
     celery_app.conf.task_always_eager = True
     celery_app.conf.task_eager_propagates = True

@@ -19,7 +19,9 @@ def run_demo(*args):
     return json.loads(out.getvalue())
 
 
-def test_demo_is_idempotent_and_issues_fresh_tokens():
+def test_demo_is_idempotent_and_issues_fresh_tokens(settings):
+    # The demo's outbound integration calls the portal itself, over plain http: an allowed network.
+    settings.PORTAL_OUTBOUND_ALLOWED_NETWORKS = ["127.0.0.0/8"]
     first = run_demo("--base-url", "http://127.0.0.1:8000")
     second = run_demo("--base-url", "http://127.0.0.1:8000")
     assert set(first) == {"base_url", "tenant", "username", "password", "api_token", "integrations"}
@@ -31,13 +33,13 @@ def test_demo_is_idempotent_and_issues_fresh_tokens():
     assert first["api_token"] != second["api_token"]
     assert ApiToken.objects.find(first["api_token"]) is None
     assert ApiToken.objects.find(second["api_token"]).can_write
-    assert IntegrationToken.objects.find(calls["auth_token"]).integration.data_type == "calls"
+    assert IntegrationToken.objects.find(calls["auth_token"]).integration.key == "calls"
     # The outbound one sends to the portal's own calls endpoint, with that endpoint's current token.
     outbound = Integration.objects.get(direction="outbound")
     assert outbound.sandbox and outbound.endpoint_url == calls["endpoint"]
     assert outbound.read_vendor_credentials() == {"auth_token": calls["auth_token"]}
-    integration = Integration.objects.get(data_type="activity")
-    assert integration.sandbox and integration.data_format == "csv"
+    integration = Integration.objects.get(key="activity")
+    assert integration.sandbox and integration.settings["data_format"] == "csv"
     assert sorted(integration.metrics.values_list("name", flat=True)) == ["calls", "deals", "talk_minutes"]
 
 

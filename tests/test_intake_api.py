@@ -241,7 +241,7 @@ def test_nested_json_is_flattened_per_the_integration(client, tenant, owner, dja
 
 
 def test_nested_json_refused_when_flattening_is_off(client, calls_integration, calls_token, settings):
-    Integration.objects.filter(pk=calls_integration.pk).update(flatten_json=False)
+    services.update_integration(calls_integration, None, {"flatten_json": False})
     body = json.dumps([{"email": "a@x.com", "date": "8/16/2016", "calls": 1, "extra": {"a": 1}}])
     response = post(client, "calls", body, "application/json", calls_token)
     [error] = response.json()["errors"]
@@ -250,7 +250,7 @@ def test_nested_json_refused_when_flattening_is_off(client, calls_integration, c
 
 
 def test_unknown_user_rejected_when_the_integration_says_so(client, calls_integration, calls_token, tenant, settings):
-    Integration.objects.filter(pk=calls_integration.pk).update(unknown_user="reject")
+    services.update_integration(calls_integration, None, {"unknown_user": "reject"})
     Account.objects.create(tenant=tenant, email="known@x.com")
     body = json.dumps([{"email": "known@x.com", "date": "8/16/2016", "calls": 1},
                        {"email": "stranger@x.com", "date": "8/16/2016", "calls": 1}])
@@ -316,7 +316,7 @@ class UnreadableBody:
 def test_content_length_over_the_limit_is_refused_before_reading(client, activity_token, settings):
     from django.test.client import RequestFactory
 
-    from integrations.protocols.data_integration import DataUploadView
+    from integrations.protocols.data_integration.inbound import DataUploadView
 
     request = RequestFactory().post("/api/v1/data/activity/", data=b"x", content_type="text/csv",
                                     HTTP_AUTHORIZATION=f"Token {activity_token}")
@@ -375,7 +375,7 @@ def chunked_request(token, body):
 
 
 def test_a_chunked_body_is_read_and_accepted(activity_token):
-    from integrations.protocols.data_integration import DataUploadView
+    from integrations.protocols.data_integration.inbound import DataUploadView
 
     body = CountingBody(csv_body(["ann@x.com,8/16/2016,3,1,1"]))
     response = DataUploadView.as_view()(chunked_request(activity_token, body), data_type="activity")
@@ -383,7 +383,7 @@ def test_a_chunked_body_is_read_and_accepted(activity_token):
 
 
 def test_a_chunked_body_over_the_limit_is_cut_off(activity_token, settings):
-    from integrations.protocols.data_integration import DataUploadView
+    from integrations.protocols.data_integration.inbound import DataUploadView
 
     body = CountingBody(padded_csv(MAX_UPLOAD_BYTES + 5_000_000))
     response = DataUploadView.as_view()(chunked_request(activity_token, body), data_type="activity")

@@ -62,7 +62,7 @@ def test_first_file_writes_every_value_exactly(send, tenant):
     assert value("user7@example.com", 4, "deals").value == 1.0
     stored = MetricValue.objects.get(account__email="user5@example.com", date=datetime.date(2016, 8, 10),
                                      metric__name="calls")
-    assert (stored.upload_id, stored.tenant_id, stored.integration.data_type) == (upload.pk, tenant.pk, "activity")
+    assert (stored.upload_id, stored.tenant_id, stored.integration.key) == (upload.pk, tenant.pk, "activity")
 
 
 def test_resending_the_same_days_replaces_values(send):
@@ -98,7 +98,7 @@ def test_sending_again_after_a_purge_writes_the_values_anew(send, owner_client, 
     with django_capture_on_commit_callbacks(execute=True):
         page = owner_client.post(reverse("integration_purge", args=[tenant.slug, activity_integration.pk]),
                                  follow=True).content.decode()
-    assert "Purged 1200 metric values" in page and MetricValue.objects.count() == 0
+    assert "Purged 1,200 metric values" in page and MetricValue.objects.count() == 0
     again = send(activity_csv(range(1, 11), calls=4))
     again.refresh_from_db()
     assert again.values_written == MetricValue.objects.count() == 1200

@@ -222,7 +222,7 @@ def test_out_of_sandbox_uploads_wait_behind_a_failed_one_and_go_in_order(send, c
     assert values() == {("calls", "ann@x.com", "2016-08-16"): 2.0}
 
 
-def test_release_waiting_uploads_when_sandbox_goes_off(send, calls_token, calls_integration, owner,
+def test_waiting_uploads_are_released_when_sandbox_goes_off(send, calls_token, calls_integration, owner,
                                                        django_capture_on_commit_callbacks):
     """Uploads held behind a failure that was skipped are queued in arrival order."""
     services.set_sandbox(calls_integration, owner, False)
@@ -233,7 +233,7 @@ def test_release_waiting_uploads_when_sandbox_goes_off(send, calls_token, calls_
         services.set_sandbox(Integration.objects.get(pk=calls_integration.pk), owner, False)
     waiting.refresh_from_db()
     assert waiting.status == "processed"
-    assert processing.release_waiting_uploads(calls_integration.pk) == 0
+    assert processing.release_next_upload(calls_integration.pk) is None
 
 
 def test_many_rows_are_written_set_based(send, calls_token, django_assert_max_num_queries):

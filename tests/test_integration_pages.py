@@ -21,12 +21,12 @@ def test_empty_list_says_what_to_do(owner_client, tenant):
 
 def test_create_integration_starts_in_sandbox_and_is_audited(owner_client, tenant, owner):
     response = owner_client.post(url("integration_create", tenant), {
-        "name": "Calls", "direction": "inbound", "protocol": "data_integration", "data_type": "calls",
-        "data_format": "json", "field_keys": "email, date, calls",
+        "name": "Calls", "direction": "inbound", "protocol": "data_integration", "data_integration-data_type": "calls",
+        "data_integration-data_format": "json", "data_integration-field_keys": "email, date, calls",
     }, follow=True)
-    integration = Integration.objects.get(tenant=tenant, data_type="calls")
+    integration = Integration.objects.get(tenant=tenant, key="calls")
     assert integration.sandbox is True
-    assert integration.field_keys == ["email", "date", "calls"]
+    assert integration.settings["field_keys"] == ["email", "date", "calls"]
     assert "in Sandbox Mode" in response.content.decode()
     listing = owner_client.get(url("integration_list", tenant)).content.decode()
     assert "Sandbox Mode</span>" in listing
@@ -36,8 +36,8 @@ def test_create_integration_starts_in_sandbox_and_is_audited(owner_client, tenan
 
 def test_create_shows_field_errors_beside_fields(owner_client, tenant, calls_integration):
     response = owner_client.post(url("integration_create", tenant), {
-        "name": "", "direction": "inbound", "protocol": "data_integration", "data_type": "calls",
-        "data_format": "json",
+        "name": "", "direction": "inbound", "protocol": "data_integration", "data_integration-data_type": "calls",
+        "data_integration-data_format": "json",
     })
     page = response.content.decode()
     assert response.status_code == 200
@@ -60,20 +60,21 @@ def test_settings_toggle_sandbox_is_audited(owner_client, tenant, calls_integrat
 
 
 def test_data_format_tab_checks_user_key_is_a_field_key(owner_client, tenant, calls_integration):
-    response = owner_client.post(url("integration_data_format", tenant, calls_integration.pk), {
-        "data_format": "json", "field_keys": "email, date, calls", "user_key": "username", "date_key": "date",
+    response = owner_client.post(url("integration_protocol_settings", tenant, calls_integration.pk), {
+        "data_type": "calls", "data_format": "json", "field_keys": "email, date, calls", "user_key": "username",
+        "date_key": "date",
         "date_format": "M/D/YYYY", "flatten_json": "on", "flatten_separator": ".", "unknown_user": "create",
     })
     assert "“username” is not one of the field keys." in response.content.decode()
-    response = owner_client.post(url("integration_data_format", tenant, calls_integration.pk), {
-        "data_format": "json", "field_keys": "user.email, date, calls", "user_key": "user.email",
+    response = owner_client.post(url("integration_protocol_settings", tenant, calls_integration.pk), {
+        "data_type": "calls", "data_format": "json", "field_keys": "user.email, date, calls", "user_key": "user.email",
         "date_key": "date", "date_format": "YYYY-MM-DD", "flatten_json": "on", "flatten_separator": ".",
         "unknown_user": "reject",
     })
     assert response.status_code == 302
     calls_integration.refresh_from_db()
-    assert calls_integration.user_key == "user.email"
-    assert calls_integration.unknown_user == "reject"
+    assert calls_integration.settings["user_key"] == "user.email"
+    assert calls_integration.settings["unknown_user"] == "reject"
     changed = AuditEvent.objects.filter(action="integration.changed").latest("id")
     assert {"user_key", "unknown_user", "field_keys", "date_format"} <= set(changed.detail["fields"])
 
@@ -95,7 +96,7 @@ def test_metrics_tab_add_and_delete(owner_client, tenant, activity_integration):
 def test_metrics_empty_state_explains_no_values(owner_client, tenant, owner):
     from integrations import services
 
-    integration = services.create_integration(tenant, owner, name="Bare", data_type="bare", field_keys=["email"])
+    integration = services.create_integration(tenant, owner, name="Bare", data_type="bare", field_keys=["email", "date"])
     page = owner_client.get(url("integration_metrics", tenant, integration.pk)).content.decode()
     assert "No metrics yet" in page
 

@@ -1,4 +1,4 @@
-"""Outbound (issue 4): sending a file to a vendor's seed-000 endpoint, against real HTTP servers.
+"""Outbound: sending a file to a vendor's seed-000 endpoint, against real HTTP servers.
 
 The vendor is pytest-httpserver on loopback, which the portal refuses to call unless
 PORTAL_OUTBOUND_ALLOWED_NETWORKS allows it; the tests allow 127.0.0.0/8 except where they
@@ -17,8 +17,10 @@ from django.utils import timezone
 from werkzeug import Response
 
 from integrations import services
-from integrations.models import CallLog, Dispatch, Integration
-from integrations.tasks import send_dispatch
+from integrations.models import Integration
+from uploads.intake import receive
+from uploads.models import CallLog, Dispatch
+from uploads.tasks import send_dispatch
 from portal.models import AuditEvent
 from uploads.models import Upload
 
@@ -206,7 +208,7 @@ def test_a_redirect_to_a_refused_host_is_not_followed(
     redirect, refused = CallLog.objects.filter(upload=upload)
     assert redirect.status_code == 307 and redirect.response_headers["Location"] == metadata
     assert refused.url == metadata and refused.error_class == "RefusedDestination" and refused.status_code is None
-    assert "non-public address" in refused.error_message
+    assert "169.254" not in refused.error_message.replace(metadata, "")  # no internal address echoed
     assert len(httpserver.log) == 1 and Dispatch.objects.get(upload=upload).attempts == 1  # not retried
     assert upload.status == Upload.Status.NOT_DELIVERED and upload.errors[0]["id"] == "outbound_refused"
     assert "Outbound call refused" in caplog.text
@@ -236,9 +238,10 @@ def test_loopback_is_refused_when_not_allowed(
     upload = Upload.objects.get(integration=vendor_integration)
     assert httpserver.log == []  # nothing reached the server
     call = CallLog.objects.get(upload=upload)
-    assert call.error_class == "RefusedDestination" and "127.0.0.1" in call.error_message
+    assert call.error_class == "RefusedDestination" and call.error_message == "Use an https:// URL."
+    assert "127.0.0.1" not in call.error_message  # what it resolved to is for the server log only
     assert upload.status == Upload.Status.NOT_DELIVERED
-    assert "PORTAL_OUTBOUND_ALLOWED_NETWORKS" in page_of(owner_client, upload)
+    assert "PORTAL_OUTBOUND_ALLOWED_NETWORKS" not in page_of(owner_client, upload)
 
 
 def test_sandbox_is_a_dry_run_that_makes_no_call(
@@ -317,16 +320,17 @@ def test_another_tenant_cannot_see_or_resend(
 
 def test_outbound_integration_from_the_create_form_never_shows_its_token(owner_client, tenant):
     response = owner_client.post(reverse("integration_create", args=[tenant.slug]), {
-        "name": "To vendor", "direction": "outbound", "protocol": "data_integration", "data_type": "calls",
-        "data_format": "json", "field_keys": "email, date, calls",
-        "endpoint_url": "https://vendor.example.com/api/v1/data/calls/", "vendor_token": VENDOR_TOKEN,
+        "name": "To vendor", "direction": "outbound", "protocol": "data_integration",
+        "data_integration-data_type": "calls", "data_integration-data_format": "json",
+        "data_integration-field_keys": "email, date, calls",
+        "endpoint_url": "https://vendor.example.com/api/v1/data/calls/", "vault-data_integration-auth_token": VENDOR_TOKEN,
     }, follow=True)
     integration = Integration.objects.get(tenant=tenant, direction="outbound")
     assert integration.read_vendor_credentials() == {"auth_token": VENDOR_TOKEN}
     assert VENDOR_TOKEN not in integration.vendor_credentials  # encrypted at rest
     assert VENDOR_TOKEN not in response.content.decode()
     settings_page = owner_client.get(integration.get_absolute_url()).content.decode()
-    assert VENDOR_TOKEN not in settings_page and 'name="vendor_token"' in settings_page
+    assert VENDOR_TOKEN not in settings_page and 'name="vault-auth_token"' in settings_page
 
 
 def test_admin_shows_call_logs_read_only(
@@ -334,20 +338,21 @@ def test_admin_shows_call_logs_read_only(
     httpserver.expect_request(PATH, method="POST").respond_with_data("", status=201)
     send(owner_client, tenant, vendor_integration, django_capture_on_commit_callbacks)
     call = CallLog.objects.get()
-    listing = admin_client.get(reverse("admin:integrations_calllog_changelist")).content.decode()
+    listing = admin_client.get(reverse("admin:uploads_calllog_changelist")).content.decode()
     assert call.url in listing
-    detail = admin_client.get(reverse("admin:integrations_calllog_change", args=[call.pk])).content.decode()
+    detail = admin_client.get(reverse("admin:uploads_calllog_change", args=[call.pk])).content.decode()
     assert "[redacted]" in detail and 'name="_save"' not in detail and VENDOR_TOKEN not in detail
-    assert admin_client.get(reverse("admin:integrations_calllog_add")).status_code == 403
+    assert admin_client.get(reverse("admin:uploads_calllog_add")).status_code == 403
 
 
 def test_the_create_form_asks_for_the_vendor_token_of_an_outbound_integration(owner_client, tenant):
     response = owner_client.post(reverse("integration_create", args=[tenant.slug]), {
-        "name": "To vendor", "direction": "outbound", "protocol": "data_integration", "data_type": "calls",
-        "data_format": "json", "endpoint_url": "https://vendor.example.com/api/v1/data/calls/",
+        "name": "To vendor", "direction": "outbound", "protocol": "data_integration",
+        "data_integration-data_type": "calls", "data_integration-data_format": "json",
+        "endpoint_url": "https://vendor.example.com/api/v1/data/calls/",
     })
     assert response.status_code == 200
-    assert "needs the AUTH_TOKEN the vendor issued you" in response.content.decode()
+    assert "This field is required." in response.content.decode()
     assert not Integration.objects.filter(tenant=tenant).exists()
 
 
@@ -355,8 +360,11 @@ def test_without_a_stored_token_nothing_is_sent_and_the_upload_says_why(
         owner_client, tenant, owner, httpserver, django_capture_on_commit_callbacks):
     integration = services.create_integration(
         tenant, owner, name="No token", direction="outbound", data_type="calls", data_format="json",
-        field_keys=["email", "date", "calls"], endpoint_url=httpserver.url_for(PATH),
+        field_keys=["email", "date", "calls"], endpoint_url=httpserver.url_for(PATH), credentials={"auth_token": "x"},
     )
+    # Credentials lost afterwards (support cleared them): nothing is sent, and the upload says why.
+    Integration.objects.filter(pk=integration.pk).update(vendor_credentials="")
+    integration.refresh_from_db()
     services.set_sandbox(integration, owner, False)
     send(owner_client, tenant, integration, django_capture_on_commit_callbacks)
 
@@ -371,11 +379,11 @@ def test_between_attempts_the_upload_says_when_it_is_retried(
         owner_client, tenant, vendor_integration, httpserver, settings):
     """What the task's function leaves behind when it schedules a retry (here called directly,
     as a worker would, so that the next attempt does not run at once)."""
-    from integrations.outbound import run_attempt, send_upload
+    from uploads.delivery.dispatch import run_attempt
 
     settings.PORTAL_OUTBOUND_BACKOFF_SECONDS = 30
     httpserver.expect_request(PATH, method="POST").respond_with_data("busy", status=503)
-    upload = send_upload(vendor_integration, BODY, content_type="application/json", channel="api",
+    upload = receive(vendor_integration, BODY, content_type="application/json", channel="api",
                          submitted_via="test")  # the task is queued on commit, which never comes here
     dispatch = Dispatch.objects.get(upload=upload)
 
@@ -420,7 +428,7 @@ def test_an_attempt_abandoned_by_a_dead_worker_is_taken_over(
     claim has expired, the redelivered task makes the attempt (and only then)."""
     from datetime import timedelta
 
-    from integrations import outbound
+    from uploads.delivery import dispatch as outbound
 
     services.set_sandbox(vendor_integration, owner, True)  # accept the file without sending it…
     send(owner_client, tenant, vendor_integration, django_capture_on_commit_callbacks)

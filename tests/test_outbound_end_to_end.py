@@ -8,7 +8,7 @@ from django.core.files.uploadedfile import SimpleUploadedFile
 from django.urls import reverse
 
 from integrations import services
-from integrations.models import CallLog
+from uploads.models import CallLog
 from uploads.models import MetricValue, Upload
 
 ROWS = [{"email": "jason@yourcompany.com", "date": "8/16/2016", "calls": "3"},

@@ -7,7 +7,7 @@ from django.core.files.uploadedfile import SimpleUploadedFile
 from django.urls import reverse
 
 from integrations import services
-from integrations.models import CallLog
+from uploads.models import CallLog
 from tests.test_worker import broker, wait_for, worker  # noqa: F401 - the real-worker fixtures
 from uploads.models import Upload
 

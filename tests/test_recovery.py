@@ -11,10 +11,11 @@ from django.conf import settings as django_settings
 from django.utils import timezone
 
 from integrations import services
-from integrations.models import CallLog, Dispatch
-from integrations.outbound import attempt_lease_seconds, requeue_stalled_dispatches, send_upload
+from uploads.models import CallLog, Dispatch
+from uploads.delivery.dispatch import attempt_lease_seconds
+from uploads.tasks import requeue_stalled_dispatches
 from portal.celery import app as celery_app
-from uploads.intake import accept_upload
+from uploads.intake import receive
 from uploads.models import MetricValue, Upload
 from uploads.processing import process_upload, requeue_stalled_uploads
 
@@ -36,7 +37,7 @@ def live_calls(calls_integration, owner):
 
 
 def test_an_upload_whose_task_was_lost_is_processed_once_it_is_old(live_calls):
-    upload = accept_upload(live_calls, ROWS, content_type="application/json", channel="api")
+    upload = receive(live_calls, ROWS, content_type="application/json", channel="api")
     assert upload.status == Upload.Status.QUEUED and upload.queued_at
 
     assert requeue_stalled_uploads() == []  # just queued: its task may simply not have run yet
@@ -50,7 +51,7 @@ def test_an_upload_whose_task_was_lost_is_processed_once_it_is_old(live_calls):
 
 
 def test_an_upload_left_processing_by_a_dead_worker_is_processed_again_without_doubling(live_calls):
-    upload = accept_upload(live_calls, ROWS, content_type="application/json", channel="api")
+    upload = receive(live_calls, ROWS, content_type="application/json", channel="api")
     process_upload(upload.pk)  # processed once …
     # … then, as if a worker had died after claiming it again (a duplicated task):
     Upload.objects.filter(pk=upload.pk).update(status=Upload.Status.PROCESSING, started_at=long_ago())
@@ -62,8 +63,8 @@ def test_an_upload_left_processing_by_a_dead_worker_is_processed_again_without_d
 
 
 def test_a_stalled_upload_blocking_later_ones_releases_them(live_calls, django_capture_on_commit_callbacks):
-    first = accept_upload(live_calls, ROWS, content_type="application/json", channel="api")
-    second = accept_upload(live_calls, ROWS, content_type="application/json", channel="api")
+    first = receive(live_calls, ROWS, content_type="application/json", channel="api")
+    second = receive(live_calls, ROWS, content_type="application/json", channel="api")
     process_upload(second.pk)  # its task ran; the first one's was lost
     assert Upload.objects.get(pk=second.pk).status == Upload.Status.WAITING
 
@@ -87,7 +88,7 @@ def vendor(tenant, owner, httpserver, settings):
 
 
 def test_a_dispatch_whose_first_task_was_lost_is_sent_once_it_is_old(vendor, httpserver):
-    upload = send_upload(vendor, ROWS, content_type="application/json", channel="api")
+    upload = receive(vendor, ROWS, content_type="application/json", channel="api")
     dispatch = Dispatch.objects.get(upload=upload)
 
     assert requeue_stalled_dispatches() == []
@@ -100,13 +101,13 @@ def test_a_dispatch_whose_first_task_was_lost_is_sent_once_it_is_old(vendor, htt
 
 
 def test_a_lost_retry_and_an_abandoned_attempt_are_sent_again(vendor, httpserver):
-    retry = Dispatch.objects.get(upload=send_upload(vendor, ROWS, content_type="application/json", channel="api"))
+    retry = Dispatch.objects.get(upload=receive(vendor, ROWS, content_type="application/json", channel="api"))
     Dispatch.objects.filter(pk=retry.pk).update(attempts=1, next_attempt_at=long_ago())  # its countdown task was lost
-    abandoned = Dispatch.objects.get(upload=send_upload(vendor, ROWS, content_type="application/json", channel="api"))
+    abandoned = Dispatch.objects.get(upload=receive(vendor, ROWS, content_type="application/json", channel="api"))
     Dispatch.objects.filter(pk=abandoned.pk).update(  # its worker died mid-attempt
         status=Dispatch.Status.SENDING, attempts=1,
         claimed_at=timezone.now() - timedelta(seconds=attempt_lease_seconds() + 1))
-    fresh = Dispatch.objects.get(upload=send_upload(vendor, ROWS, content_type="application/json", channel="api"))
+    fresh = Dispatch.objects.get(upload=receive(vendor, ROWS, content_type="application/json", channel="api"))
 
     assert requeue_stalled_dispatches() == sorted([retry.pk, abandoned.pk])
 
@@ -121,5 +122,5 @@ def test_a_lost_retry_and_an_abandoned_attempt_are_sent_again(vendor, httpserver
 def test_the_checks_are_scheduled_as_registered_tasks():
     celery_app.loader.import_default_modules()
     scheduled = {entry["task"] for entry in django_settings.CELERY_BEAT_SCHEDULE.values()}
-    assert scheduled == {"uploads.tasks.requeue_stalled_uploads", "integrations.tasks.requeue_stalled_dispatches"}
+    assert scheduled == {"uploads.tasks.requeue_stalled_uploads", "uploads.tasks.requeue_stalled_dispatches"}
     assert scheduled <= set(celery_app.tasks)

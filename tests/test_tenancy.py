@@ -14,7 +14,7 @@ def test_anonymous_is_sent_to_sign_in(client, tenant):
 
 
 @pytest.mark.parametrize("name", [
-    "integration_settings", "integration_data_format", "integration_metrics", "integration_credentials",
+    "integration_settings", "integration_protocol_settings", "integration_metrics", "integration_credentials",
     "integration_uploads", "integration_delete", "integration_purge",
 ])
 def test_outsider_gets_404_on_another_tenants_integration(outsider_client, outsider, tenant, calls_integration, name):

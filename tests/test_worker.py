@@ -124,9 +124,9 @@ def test_a_real_worker_recovers_an_upload_whose_task_was_lost(broker, request, t
     from django.utils import timezone
 
     from uploads import tasks
-    from uploads.intake import accept_upload
+    from uploads.intake import receive
 
-    upload = accept_upload(calls_integration, b'[{"email": "jason@yourcompany.com", "date": "8/16/2016",'
+    upload = receive(calls_integration, b'[{"email": "jason@yourcompany.com", "date": "8/16/2016",'
                            b' "calls": "3"}]', content_type="application/json", channel="api")
     assert celery_app.control.purge() == 1  # the message is lost before any worker takes it
     stale = timezone.now() - timedelta(seconds=django_settings.PORTAL_REQUEUE_AFTER_SECONDS + 5)

@@ -1,4 +1,5 @@
-"""Read-back API (/api/v3/uploads/, /api/v3/metric-values/): what came in, and what it became.
+"""The upload side of the REST API (/api/v3/): sending files to integrations, purging them, and
+reading back what came in and what it became (uploads, their call logs, metric values).
 
 Everything is narrowed to the tenant of the caller's token. Sandbox values never show outside
 their integration: /metric-values/ lists a sandboxed integration's values only when
@@ -9,15 +10,18 @@ from django.core.exceptions import ValidationError as DjangoValidationError
 from drf_spectacular.utils import (
     OpenApiParameter, OpenApiResponse, extend_schema, extend_schema_field, extend_schema_view, inline_serializer,
 )
-from rest_framework import generics, serializers, status, viewsets
+from rest_framework import generics, parsers, serializers, status, viewsets
 from rest_framework.decorators import action
 from rest_framework.response import Response
 
+from integrations import api as integrations_api
 from integrations.models import Direction
-from integrations.outbound import resend_upload, send_upload
 
-from .intake import MAX_UPLOAD_BYTES, accept_upload, content_type_for_file, too_large
+from .delivery import dispatch
+from .errors import IntakeError
+from .intake import MAX_UPLOAD_BYTES, content_type_for_file, receive, too_large
 from .models import MetricValue, Upload
+from .purge import purge_integration
 
 DETAIL = inline_serializer("Detail", fields={"detail": serializers.CharField()})
 
@@ -26,35 +30,54 @@ MULTIPART_OVERHEAD_BYTES = 64 * 1024
 
 
 def too_large_to_read(integration, request):
-    """An inbound body that cannot hold an acceptable file is refused before it is read."""
+    """A body that cannot hold an acceptable file is refused before it is read."""
     try:
         length = int(request.META.get("CONTENT_LENGTH") or 0)
     except ValueError:
         return None
-    if integration.is_inbound and length > MAX_UPLOAD_BYTES + MULTIPART_OVERHEAD_BYTES:
-        return too_large(length)
+    limit = integration.protocol_spec.max_upload_bytes
+    if length > limit + MULTIPART_OVERHEAD_BYTES:
+        return too_large(length, limit)
     return None
 
 
 def send_file(integration, file, principal):
-    """Hand a file posted to the API to the intake (inbound) or the dispatch (outbound).
+    """Hand a file posted to the API to the intake (it is processed inbound, dispatched outbound).
 
-    Raises what they raise: IntakeError for a bad file (`.errors`, `.status`), and for
+    Raises what the intake raises: IntakeError for a bad file (`.errors`, `.status`), and for
     outbound a ValidationError when the integration cannot send.
     """
     content_type = (file.content_type or "").split(";")[0].strip().lower()
     if content_type in ("", "application/octet-stream"):
         # No usable type on the part: the file's extension decides, else the Data Format.
         content_type = content_type_for_file(integration, file.name)
-    how = dict(content_type=content_type, channel=Upload.Channel.API, submitted_via=str(principal),
-               filename=file.name or "")
-    if integration.is_inbound:
-        if not integration.enabled:  # as the data endpoint refuses it
-            raise DjangoValidationError("This integration is disabled; enable it on its Settings tab to receive files.")
-        return accept_upload(integration, file, **how)
-    upload = send_upload(integration, file.read(), **how)
-    upload.refresh_from_db()  # a dry run has finished already, in the database
-    return upload
+    return receive(integration, file, content_type=content_type, channel=Upload.Channel.API,
+                   submitted_via=str(principal), filename=file.name or "")
+
+
+class UploadFileSerializer(serializers.Serializer):
+    file = serializers.FileField(
+        help_text="The file: CSV or JSON as the integration's Data Format says. The part's content type decides "
+        "how it is read; without one, the integration's data format is assumed."
+    )
+
+
+class ProblemSerializer(serializers.Serializer):
+    """How the intake and the outbound dispatch say what is wrong with a file (seed 000's error ids)."""
+
+    errors = inline_serializer("UploadError", fields={
+        "id": serializers.CharField(help_text="import_parse_json, import_parse_csv, import_transform_data, …"),
+        "description": serializers.CharField(),
+        "row": serializers.IntegerField(required=False, allow_null=True),
+        "column": serializers.CharField(required=False, allow_null=True),
+    }, many=True)
+
+
+PurgeResultSerializer = inline_serializer("PurgeResult", fields={
+    "values": serializers.IntegerField(help_text="Metric values deleted"),
+    "uploads": serializers.IntegerField(help_text="Uploads marked purged"),
+    "files": serializers.IntegerField(help_text="Stored files deleted"),
+})
 
 
 class CallSerializer(serializers.Serializer):
@@ -80,7 +103,8 @@ class CallSerializer(serializers.Serializer):
 
 class UploadSerializer(serializers.ModelSerializer):
     integration = serializers.IntegerField(source="integration_id", read_only=True)
-    data_type = serializers.CharField(source="integration.data_type", read_only=True)
+    data_type = serializers.CharField(source="integration.key", read_only=True,
+                                      help_text="The integration's data type (or the key its protocol names it by)")
     direction = serializers.ChoiceField(source="integration.direction", choices=Direction.choices, read_only=True)
     created = serializers.DateTimeField(source="created_at", read_only=True)
     started = serializers.DateTimeField(source="started_at", read_only=True)
@@ -129,7 +153,7 @@ class UploadViewSet(viewsets.ReadOnlyModelViewSet):
 
     def get_queryset(self):
         uploads = Upload.objects.filter(tenant=self.request.user.tenant).select_related("integration")
-        for name, lookup in (("data_type", "integration__data_type"), ("direction", "integration__direction"),
+        for name, lookup in (("data_type", "integration__key"), ("direction", "integration__direction"),
                              ("status", "status")):
             value = self.request.query_params.get(name)
             if value:
@@ -142,7 +166,7 @@ class UploadViewSet(viewsets.ReadOnlyModelViewSet):
     @action(detail=True, methods=["post"])
     def resend(self, request, pk=None):
         try:
-            upload = resend_upload(self.get_object(), request.user)
+            upload = dispatch.resend(self.get_object(), request.user)
         except DjangoValidationError as exc:
             return Response({"detail": " ".join(exc.messages)}, status=status.HTTP_409_CONFLICT)
         return Response(UploadDetailSerializer(upload, context=self.get_serializer_context()).data,
@@ -166,7 +190,7 @@ class MetricValueQuery(serializers.Serializer):
 class MetricValueSerializer(serializers.ModelSerializer):
     email = serializers.CharField(source="account.email")
     metric = serializers.CharField(source="metric.name")
-    data_type = serializers.CharField(source="integration.data_type")
+    data_type = serializers.CharField(source="integration.key")
 
     class Meta:
         model = MetricValue
@@ -189,7 +213,7 @@ class MetricValueList(generics.ListAPIView):
         ).select_related("account", "metric", "integration")
         if "data_type" in wanted:
             # Naming the integration is the one way to see its sandbox values.
-            values = values.filter(integration__data_type=wanted["data_type"])
+            values = values.filter(integration__key=wanted["data_type"])
         else:
             values = values.filter(integration__sandbox=False)
         if "email" in wanted:
@@ -199,3 +223,44 @@ class MetricValueList(generics.ListAPIView):
         if "date_to" in wanted:
             values = values.filter(date__lte=wanted["date_to"])
         return values.order_by("date", "account__email", "metric__name", "id")
+
+
+@extend_schema(tags=["integrations"])
+class IntegrationViewSet(integrations_api.IntegrationViewSet):
+    """/api/v3/integrations/: the configuration API, and the actions on an integration's uploads."""
+
+    @extend_schema(
+        summary="Purge All Data (Sandbox Mode only)", request=None,
+        responses={200: PurgeResultSerializer,
+                   409: OpenApiResponse(DETAIL, description="The integration is not in Sandbox Mode.")},
+    )
+    @action(detail=True, methods=["post"])
+    def purge(self, request, pk=None):
+        try:
+            counts = purge_integration(self.get_object(), request.user)
+        except DjangoValidationError as exc:
+            return Response({"detail": " ".join(exc.messages)}, status=status.HTTP_409_CONFLICT)
+        return Response(counts)
+
+    @extend_schema(
+        summary="Send a file: inbound, the same intake as the data endpoint; outbound, a dispatch to the vendor",
+        request={"multipart/form-data": UploadFileSerializer},
+        responses={201: UploadDetailSerializer, 400: ProblemSerializer, 413: ProblemSerializer,
+                   409: OpenApiResponse(DETAIL, description="Outbound: the integration cannot send now")},
+    )
+    @action(detail=True, methods=["post"], parser_classes=[parsers.MultiPartParser])
+    def uploads(self, request, pk=None):
+        integration = self.get_object()
+        problem = too_large_to_read(integration, request)
+        if problem is not None:
+            return Response({"errors": problem.errors}, status=problem.status)
+        form = UploadFileSerializer(data=request.data)
+        form.is_valid(raise_exception=True)
+        try:
+            upload = send_file(integration, form.validated_data["file"], request.user)
+        except IntakeError as problem:
+            return Response({"errors": problem.errors}, status=problem.status)
+        except DjangoValidationError as exc:  # an outbound integration that cannot send now
+            return Response({"detail": " ".join(exc.messages)}, status=status.HTTP_409_CONFLICT)
+        return Response(UploadDetailSerializer(upload, context=self.get_serializer_context()).data,
+                        status=status.HTTP_201_CREATED)

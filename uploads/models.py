@@ -3,6 +3,7 @@
 from django.conf import settings
 from django.db import models
 from django.urls import reverse
+from django.utils import timezone
 
 
 class Group(models.Model):
@@ -143,3 +144,96 @@ class MetricValue(models.Model):
 
     def __str__(self):
         return f"{self.metric.name} {self.account} {self.date}: {self.value}"
+
+
+# --- Outbound dispatch ------------------------------------------------------------------
+
+
+class Dispatch(models.Model):
+    """One attempt series sending an upload to a vendor (a Resend starts another)."""
+
+    class Status(models.TextChoices):
+        WAITING = "waiting", "Waiting for its next attempt"
+        SENDING = "sending", "Sending"
+        DELIVERED = "delivered", "Delivered"
+        FAILED = "failed", "Not delivered"
+        DRY_RUN = "dry_run", "Dry run (Sandbox Mode)"
+
+    tenant = models.ForeignKey("portal.Tenant", on_delete=models.CASCADE, related_name="dispatches")
+    upload = models.ForeignKey("Upload", on_delete=models.CASCADE, related_name="dispatches")
+    # Not indexed: nothing looks dispatches up by status, and an unindexed status lets every
+    # attempt's updates stay HOT (no index entries written).
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.WAITING)
+    # The number of the attempt last claimed; a task for attempt n runs only if this is n-1,
+    # so a duplicated task never sends an attempt twice.
+    attempts = models.PositiveSmallIntegerField(default=0)
+    # Attempts that failed for a passing reason; the dispatch gives up at max_attempts of them.
+    # ("Check again later" answers, such as a vendor still processing, are not failures.)
+    failures = models.PositiveSmallIntegerField(default=0)
+    max_attempts = models.PositiveSmallIntegerField(default=5)
+    # What the protocol's client keeps between attempts: batches delivered, a processing token …
+    progress = models.JSONField(default=dict, blank=True)
+    next_attempt_at = models.DateTimeField(null=True, blank=True)
+    # When the current attempt was claimed: an attempt claimed longer ago than a lease (its
+    # timeouts and a margin) belongs to a worker that died, and may be taken over.
+    claimed_at = models.DateTimeField(null=True, blank=True)
+    requested_by = models.CharField(max_length=200, blank=True, help_text="Who sent or resent it")
+    created_at = models.DateTimeField(auto_now_add=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["created_at", "id"]
+
+    def __str__(self):
+        return f"Dispatch #{self.pk} of upload #{self.upload_id}"
+
+    @property
+    def is_active(self):
+        return self.status in (self.Status.WAITING, self.Status.SENDING)
+
+    @property
+    def status_label(self):
+        """The status in words; a dispatch waiting for its first attempt is just queued."""
+        if self.status == self.Status.WAITING and not self.attempts:
+            return "Queued: a worker sends it shortly"
+        return self.get_status_display()
+
+
+class CallLog(models.Model):
+    """One HTTP exchange with a vendor, secrets redacted before it is stored."""
+
+    tenant = models.ForeignKey("portal.Tenant", on_delete=models.CASCADE, related_name="call_logs")
+    upload = models.ForeignKey("Upload", on_delete=models.CASCADE, related_name="call_logs")
+    dispatch = models.ForeignKey(Dispatch, on_delete=models.CASCADE, related_name="calls")
+    attempt = models.PositiveSmallIntegerField()
+    dry_run = models.BooleanField(default=False)
+
+    method = models.CharField(max_length=10)
+    url = models.TextField()
+    request_headers = models.JSONField(default=dict)
+    request_body_size = models.BigIntegerField(default=0)
+    request_body_sha256 = models.CharField(max_length=64, blank=True)
+    request_body_excerpt = models.TextField(blank=True, help_text="The start of the body, redacted")
+
+    status_code = models.PositiveSmallIntegerField(null=True, blank=True)
+    response_headers = models.JSONField(default=dict)
+    response_excerpt = models.TextField(blank=True, help_text="At most 64 KB of the response, redacted")
+    duration_ms = models.PositiveIntegerField(default=0)
+    error_class = models.CharField(max_length=100, blank=True)
+    error_message = models.TextField(blank=True)
+    retry_in_seconds = models.FloatField(null=True, blank=True, help_text="When the attempt is retried: after how long")
+
+    # When the exchange began: its row is written before the request goes out, and completed
+    # when the answer is in, so that a worker killed mid-exchange leaves the request it made.
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["created_at", "id"]
+
+    def __str__(self):
+        return f"{self.method} {self.url} → {self.status_code or self.error_class}"
+
+    @property
+    def ok(self):
+        return self.status_code is not None and 200 <= self.status_code < 300
+

@@ -1,39 +1,34 @@
-"""Processing inbound uploads into metric values.
+"""Processing inbound uploads: the part every protocol shares.
 
 One upload is processed in one transaction, holding its integration's row lock (purge takes
-the same lock, so the two never interleave). The stored file is parsed again, accounts are
-resolved set-based, values are aggregated per (account, date, metric) with pandas and
-upserted on their unique key, so that sending the same rows again replaces values instead
-of adding to them, and running the task twice writes them once.
+the same lock, so the two never interleave); what processing makes of the stored file is the
+protocol's (integrations.registry.Protocol.process). Safe to run twice: only a queued upload
+(or one whose worker died mid-way) is taken, and protocols write idempotently.
 
 Sandbox Mode (seed 000): in Sandbox Mode a failing file just fails. Out of it, an
 integration's uploads are processed in arrival order, and one that fails halts the later
-ones (status "waiting") until an editor retries or skips it.
+ones (status "waiting") until an editor retries or skips it. Each processed upload releases
+only the next waiting one, so a backlog of n uploads costs n tasks, not n².
 """
 
 import datetime
 import logging
 
-import numpy as np
-import pandas as pd
 from django.conf import settings
-from django.db import connection, transaction
+from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
 
 from integrations.models import Integration
 from portal.audit import Action, record
 
+from . import queue
 from .errors import TRANSFORM_DATA, IntakeError, error
-from .models import Account, MetricValue, Upload
-from .parsing import parse_upload
+from .models import Upload
 
 log = logging.getLogger(__name__)
 
 Status = Upload.Status
-NO_METRICS = "records received, no metrics configured"
-BATCH_SIZE = 2000  # upserts are fastest in batches of a few thousand rows (and SQLite caps parameters)
-COPY_THRESHOLD = 1000  # on PostgreSQL, more values than this go through COPY (see _upsert_by_copy)
 
 
 def process_upload(upload_id):
@@ -45,15 +40,15 @@ def process_upload(upload_id):
         return None
     try:
         with transaction.atomic():
-            upload = _write_values(upload_id)
+            upload = _process(upload_id)
     except IntakeError as exc:
         _fail(upload_id, exc.errors)
     except Exception as exc:  # noqa: BLE001 — the upload must not stay "processing" forever
         log.exception("Processing upload %s failed", upload_id)
         _fail(upload_id, [error("processing_failed", f"Processing failed: {type(exc).__name__}.")])
     else:
-        if upload is not None and upload.status == Status.PROCESSED:
-            transaction.on_commit(lambda: release_waiting_uploads(upload.integration_id))
+        if upload is not None and upload.status == Status.PROCESSED and not upload.sandbox:
+            transaction.on_commit(lambda: release_next_upload(upload.integration_id))
         return upload
     return None
 
@@ -64,7 +59,7 @@ def _fail(upload_id, errors):
         message=f"{len(errors)} error{'s' if len(errors) != 1 else ''}; nothing was written.")
 
 
-def _write_values(upload_id):
+def _process(upload_id):
     upload = Upload.objects.select_related("integration").get(pk=upload_id)
     integration = Integration.objects.select_for_update().get(pk=upload.integration_id)
     upload.refresh_from_db()  # a purge that held the lock may have changed it
@@ -77,24 +72,17 @@ def _write_values(upload_id):
         upload.message = "Waiting for an earlier upload of this integration (retry or skip it if it failed)."
         upload.save(update_fields=["status", "started_at", "message"])
         return upload
-
     try:
-        with upload.file.open("rb") as stored:
-            data = stored.read()
+        stored = upload.file.open("rb")
     except (FileNotFoundError, ValueError, OSError):
         raise IntakeError([error(TRANSFORM_DATA, "The stored file is gone (purged or deleted); nothing to process.")])
-    parsed = parse_upload(integration, data, upload.content_type)
-    metrics = list(integration.metrics.all())
-    written = 0
-    if metrics:
-        accounts = _account_ids(integration, list(parsed.user_emails))
-        values = aggregate(parsed, metrics, accounts)
-        written = upsert_values(integration, upload, values)
+    with stored:
+        result = integration.protocol_spec.process(upload, stored)
     upload.status = Status.PROCESSED
-    upload.records = parsed.records
-    upload.values_written = written
+    upload.records = result.records
+    upload.values_written = result.values_written
     upload.errors = []
-    upload.message = "" if metrics else NO_METRICS
+    upload.message = result.message[:500]
     upload.finished_at = timezone.now()
     upload.save(update_fields=["status", "records", "values_written", "errors", "message", "finished_at"])
     return upload
@@ -107,178 +95,35 @@ def _is_behind_others(upload):
             or earlier.filter(status__in=[Status.WAITING, Status.QUEUED, Status.PROCESSING]).exists())
 
 
-def _account_ids(integration, emails):
-    """email → account id for the tenant: one query for those that exist, one insert for the rest."""
-    tenant_id = integration.tenant_id
-    emails = [e for e in emails if e]
-    ids = _select_ids(tenant_id, emails)
-    missing = [e for e in emails if e not in ids]
-    if missing:
-        if integration.unknown_user == Integration.UnknownUser.REJECT:
-            raise IntakeError([error(TRANSFORM_DATA, f"No such user in this organisation: {email}.",
-                                     column=integration.user_key) for email in missing])
-        now = timezone.now()
-        Account.objects.bulk_create([Account(tenant_id=tenant_id, email=e, created_at=now) for e in missing],
-                                    ignore_conflicts=True, batch_size=BATCH_SIZE)
-        ids.update(_select_ids(tenant_id, missing))
-    return ids
-
-
-def _select_ids(tenant_id, emails):
-    ids = {}
-    for start in range(0, len(emails), 2000):
-        ids.update(Account.objects.filter(tenant_id=tenant_id, email__in=emails[start:start + 2000])
-                   .values_list("email", "id"))
-    return ids
-
-
-def aggregate(parsed, metrics, account_ids):
-    """One row per (metric, account, date) with the metric's aggregation over the file's records."""
-    frame = parsed.frame
-    codes, emails = parsed.user_codes, parsed.user_emails  # "" (no user) is refused, so has no account
-    table = pd.DataFrame({"account_id": np.asarray([account_ids.get(e, 0) for e in emails], dtype="int64")[codes],
-                          "date": frame[parsed.dates].to_numpy()})
-    for metric in metrics:
-        source = frame[metric.source_key]
-        if metric.aggregation == "count":  # records that have a value
-            present = source.notna() & (source.astype(str).str.strip() != "")
-            table[f"m{metric.pk}"] = present.to_numpy(dtype="float64")
-        else:
-            table[f"m{metric.pk}"] = source.to_numpy(dtype="float64")
-    groups = table.groupby(["account_id", "date"], sort=False)  # grouped once, for every metric
-    parts = []
-    for metric in metrics:
-        column = groups[f"m{metric.pk}"]
-        if metric.aggregation in ("sum", "count"):
-            result = column.sum(min_count=1)
-            if metric.aggregation == "count":
-                result = result[result > 0]
-        else:
-            result = column.agg(metric.aggregation)  # max, min, last: each skips empty values
-        result = result.dropna()
-        parts.append(pd.DataFrame({"metric_id": metric.pk, "account_id": result.index.get_level_values(0),
-                                   "date": result.index.get_level_values(1), "value": result.to_numpy()}))
-    values = pd.concat(parts, ignore_index=True)
-    # In the order of the unique index: the upsert then walks it instead of jumping about.
-    return values.sort_values(["metric_id", "account_id", "date"], ignore_index=True)
-
-
-def upsert_values(integration, upload, values):
-    """Write (metric, account, date) → value, replacing what an earlier upload wrote there."""
-    if values.empty:
-        return 0
-    now = timezone.now()
-    if connection.vendor == "postgresql" and len(values) > COPY_THRESHOLD:
-        return _upsert_by_copy(integration, upload, values, now)
-    dates = values["date"].dt.date.to_numpy()
-    rows = [
-        MetricValue(tenant_id=integration.tenant_id, integration_id=integration.pk, metric_id=int(m),
-                    account_id=int(a), date=d, value=float(v), upload_id=upload.pk, updated_at=now)
-        for m, a, d, v in zip(values["metric_id"].to_numpy(), values["account_id"].to_numpy(), dates,
-                              values["value"].to_numpy())
-    ]
-    MetricValue.objects.bulk_create(
-        rows, batch_size=BATCH_SIZE, update_conflicts=True, unique_fields=["metric", "account", "date"],
-        update_fields=["value", "upload", "updated_at"],
-    )
-    return len(rows)
-
-
-def _upsert_by_copy(integration, upload, values, now):
-    """PostgreSQL: COPY the values in; faster than bulk_create by 5 to 10 times for 45,000 values.
-
-    When the integration holds no value yet in the file's date range (a first load, the next
-    day's file, a file sent after a purge), nothing can be replaced: the values are copied
-    straight into the table. Otherwise they go to a temporary table first, then one
-    INSERT … ON CONFLICT DO UPDATE from it, as bulk_create(update_conflicts=True) above does.
-    The check and the write are safe together: every value of an integration's metrics carries
-    its integration and is written under the integration's row lock, which this transaction
-    holds; and were one missed, the unique constraint would fail the upload, not double a value.
-    """
-    table = MetricValue._meta.db_table
-    dates = values["date"].to_numpy(dtype="datetime64[D]")
-    overlaps = MetricValue.objects.filter(
-        integration_id=integration.pk, date__range=(dates.min().item(), dates.max().item())).exists()
-    columns = [("metric_id", BIGINT, values["metric_id"]), ("account_id", BIGINT, values["account_id"]),
-               ("date", DATE, (dates - PG_EPOCH_DAY).astype("int32")), ("value", FLOAT8, values["value"])]
-    with connection.cursor() as cursor:
-        if not overlaps:
-            columns += [("tenant_id", BIGINT, integration.tenant_id), ("integration_id", BIGINT, integration.pk),
-                        ("upload_id", BIGINT, upload.pk), ("updated_at", TIMESTAMPTZ, _pg_microseconds(now))]
-            names = ", ".join(name for name, _, _ in columns)
-            with cursor.cursor.copy(f"COPY {table} ({names}) FROM STDIN (FORMAT binary)") as copy:
-                copy.write(_binary_copy(columns, len(values)))
-            return len(values)
-        cursor.execute("DROP TABLE IF EXISTS incoming_metric_values")
-        cursor.execute("CREATE TEMPORARY TABLE incoming_metric_values "
-                       "(metric_id bigint, account_id bigint, date date, value double precision) ON COMMIT DROP")
-        with cursor.cursor.copy("COPY incoming_metric_values (metric_id, account_id, date, value) "
-                                "FROM STDIN (FORMAT binary)") as copy:
-            copy.write(_binary_copy(columns, len(values)))
-        cursor.execute(
-            f"INSERT INTO {table} (tenant_id, integration_id, metric_id, account_id, date, value, upload_id, updated_at) "
-            "SELECT %s, %s, metric_id, account_id, date, value, %s, %s FROM incoming_metric_values "
-            "ON CONFLICT (metric_id, account_id, date) DO UPDATE "
-            "SET value = EXCLUDED.value, upload_id = EXCLUDED.upload_id, updated_at = EXCLUDED.updated_at",
-            [integration.tenant_id, integration.pk, upload.pk, now],
-        )
-        written = cursor.rowcount
-        cursor.execute("DROP TABLE incoming_metric_values")
-    return written
-
-
-# PostgreSQL's binary COPY format (documented with the COPY command): big-endian values, dates
-# as days and timestamps as microseconds since 2000-01-01. numpy lays out all the rows at once,
-# where text would need formatting by Python and parsing by the server, row by row.
-BIGINT, DATE, FLOAT8, TIMESTAMPTZ = ">i8", ">i4", ">f8", ">i8"
-PG_EPOCH_DAY = np.datetime64("2000-01-01", "D")
-PG_EPOCH = datetime.datetime(2000, 1, 1, tzinfo=datetime.timezone.utc)
-
-
-def _pg_microseconds(moment):
-    return (moment - PG_EPOCH) // datetime.timedelta(microseconds=1)
-
-
-def _binary_copy(columns, count):
-    """COPY … (FORMAT binary) data for `count` rows of (name, type, values or one value) columns."""
-    layout = [("fields", ">i2")]
-    for i, (_, kind, _) in enumerate(columns):
-        layout += [(f"size{i}", ">i4"), (f"value{i}", kind)]
-    rows = np.empty(count, dtype=np.dtype(layout))  # packed: no padding between fields
-    rows["fields"] = len(columns)
-    for i, (_, kind, values) in enumerate(columns):
-        rows[f"size{i}"] = np.dtype(kind).itemsize
-        rows[f"value{i}"] = np.asarray(values)
-    return b"PGCOPY\n\xff\r\n\x00" + bytes(8) + rows.tobytes() + b"\xff\xff"  # signature, flags, rows, end
-
-
 def _queue(upload_ids):
-    from .tasks import process_upload as task
-
     for upload_id in upload_ids:
-        task.delay(upload_id)
+        queue.process_upload(upload_id)
 
 
-def release_waiting_uploads(integration_id):
-    """Queue the uploads that waited, in arrival order, unless a failed one still holds them.
+def release_next_upload(integration_id):
+    """Queue the oldest upload that waits, unless a failed one still holds it; returns its id.
 
     Called when an upload is processed, retried or skipped, and when the integration leaves
-    Sandbox Mode. Returns how many were queued.
+    Sandbox Mode; the released upload, once processed, releases the next one.
     """
     with transaction.atomic():
         integration = Integration.objects.select_for_update().filter(pk=integration_id).first()
         if integration is None:
-            return 0
+            return None
         uploads = Upload.objects.filter(integration=integration)
         if not integration.sandbox and uploads.filter(status=Status.FAILED, sandbox=False).exists():
-            return 0
-        waiting = list(uploads.filter(status=Status.WAITING).order_by("id").values_list("id", flat=True))
+            return None
+        if integration.sandbox:
+            # In Sandbox Mode nothing waits for anything: release them all.
+            waiting = list(uploads.filter(status=Status.WAITING).order_by("id").values_list("id", flat=True))
+        else:
+            waiting = list(uploads.filter(status=Status.WAITING).order_by("id").values_list("id", flat=True)[:1])
         if not waiting:
-            return 0
+            return None
         Upload.objects.filter(id__in=waiting, status=Status.WAITING).update(
             status=Status.QUEUED, message="", queued_at=timezone.now())
         transaction.on_commit(lambda: _queue(waiting))
-    return len(waiting)
+    return waiting[0]
 
 
 def requeue_stalled_uploads():
@@ -321,5 +166,5 @@ def skip_upload(upload, actor):
         status=Status.SKIPPED, message="Skipped; later uploads were released.")
     if updated:
         record(upload.tenant, actor, Action.UPLOAD_SKIPPED, f"Upload #{upload.pk}", upload.integration)
-        transaction.on_commit(lambda: release_waiting_uploads(upload.integration_id))
+        transaction.on_commit(lambda: release_next_upload(upload.integration_id))
     return bool(updated)

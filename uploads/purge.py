@@ -1,4 +1,4 @@
-"""Purge All Data (seed 000): only in Sandbox Mode; deletes processed values and stored files."""
+"""Purge All Data (seed 000): only in Sandbox Mode; deletes what processing produced and the stored files."""
 
 from django.core.exceptions import ValidationError
 from django.db import transaction
@@ -6,11 +6,12 @@ from django.db import transaction
 from integrations.models import Integration
 from portal.audit import Action, record
 
-from .models import MetricValue, Upload
+from .models import Upload
 
 
 def purge_integration(integration, actor):
-    """Delete the integration's metric values and its uploads' stored files.
+    """Delete what processing produced (the protocol says what: metric values, feedback entries …)
+    and the integration's uploads' stored files.
 
     The integration row is locked for the purge, and processing takes the same lock, so an
     upload that arrives meanwhile is either purged whole or processed whole after it. Only
@@ -25,7 +26,7 @@ def purge_integration(integration, actor):
         last_id = uploads.order_by("-id").values_list("id", flat=True).first() or 0
         uploads = uploads.filter(id__lte=last_id)
         files = [name for name in uploads.exclude(file="").values_list("file", flat=True)]
-        values_deleted, _ = MetricValue.objects.filter(integration=locked).delete()
+        values_deleted = locked.protocol_spec.purge(locked)
         uploads_purged = uploads.update(status=Upload.Status.PURGED, file="")
         record(locked.tenant, actor, Action.PURGED, locked.name, locked,
                values=values_deleted, uploads=uploads_purged, files=len(files))

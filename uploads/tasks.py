@@ -2,7 +2,8 @@
 
 from celery import shared_task
 
-from . import processing
+from . import processing, queue
+from .delivery import dispatch
 
 
 @shared_task(acks_late=True)
@@ -11,11 +12,32 @@ def process_upload(upload_id):
     return upload.status if upload is not None else None
 
 
-@shared_task(acks_late=True)
-def release_waiting_uploads(integration_id):
-    return processing.release_waiting_uploads(integration_id)
-
-
 @shared_task(ignore_result=True)
 def requeue_stalled_uploads():
     return processing.requeue_stalled_uploads()
+
+
+@shared_task(acks_late=True, ignore_result=True)
+def send_dispatch(dispatch_id, attempt):
+    """Make one attempt of an outbound dispatch and schedule the next one if there is one.
+
+    Idempotent: run_attempt claims attempt n with a conditional update, so a duplicated or
+    redelivered task sends nothing twice.
+    """
+    delay = dispatch.run_attempt(dispatch_id, attempt)
+    if delay is not None:
+        queue.send_dispatch(dispatch_id, attempt + 1, countdown=delay)
+        return
+    # Not ours to make now. If another worker holds this attempt, it may have died with it:
+    # look again once its claim has expired (then run_attempt takes it over, or finds it done).
+    check_in = dispatch.abandoned_attempt_check_in(dispatch_id, attempt)
+    if check_in is not None:
+        queue.send_dispatch(dispatch_id, attempt, countdown=check_in)
+
+
+@shared_task(ignore_result=True)
+def requeue_stalled_dispatches():
+    stalled = dispatch.stalled_dispatches()
+    for dispatch_id, attempt in stalled:
+        queue.send_dispatch(dispatch_id, attempt)
+    return sorted(dispatch_id for dispatch_id, _ in stalled)

@@ -10,5 +10,7 @@ urlpatterns = [
     path("uploads/<int:pk>/errors.csv", views.upload_errors_csv, name="upload_errors_csv"),
     path("uploads/<int:pk>/retry/", views.upload_retry, name="upload_retry"),
     path("uploads/<int:pk>/skip/", views.upload_skip, name="upload_skip"),
+    path("uploads/<int:pk>/resend/", views.upload_resend, name="upload_resend"),
     path("integrations/<int:pk>/uploads/", views.integration_uploads, name="integration_uploads"),
+    path("integrations/<int:pk>/purge/", views.integration_purge, name="integration_purge"),
 ]

@@ -3,9 +3,11 @@
 import csv
 
 from django.contrib import messages
+from django.core.exceptions import ValidationError
 from django.core.paginator import Paginator
 from django.http import HttpResponse, JsonResponse
 from django.shortcuts import get_object_or_404, redirect, render
+from django.template.defaultfilters import pluralize
 from django.views.decorators.http import require_POST
 
 from integrations.models import Integration
@@ -14,8 +16,10 @@ from portal.tenancy import tenant_view
 from . import processing
 from .errors import IntakeError
 from .forms import UploadForm
-from .intake import accept_upload, content_type_for_file
+from .delivery import dispatch
+from .intake import content_type_for_file, receive
 from .models import Upload
+from .purge import purge_integration
 
 # Statuses after which nothing changes by itself; the page stops polling there.
 FINAL = {"processed", "failed", "skipped", "purged", "delivered", "not_delivered", "dry_run"}
@@ -111,22 +115,71 @@ def upload_skip(request, pk):
 
 @tenant_view(edit=True)
 def upload_create(request):
+    """The upload form: the same intake as the API. Inbound, the file is processed; outbound, it is
+    checked and sent to the vendor (a dry run in Sandbox Mode)."""
     form = UploadForm(request.POST or None, request.FILES or None, tenant=request.tenant,
                       initial={"integration": request.GET.get("integration")})
-    if request.method == "POST" and form.is_valid() and not form.cleaned_data["integration"].is_inbound:
-        from integrations.views import send_from_upload_form  # outbound: the file goes to the vendor
-
-        return send_from_upload_form(request, form)
     if request.method == "POST" and form.is_valid():
         integration, file = form.cleaned_data["integration"], form.cleaned_data["file"]
         try:
-            upload = accept_upload(
+            upload = receive(
                 integration, file, content_type=content_type_for_file(integration, file.name), channel=Upload.Channel.WEB,
                 submitted_by=request.user, submitted_via=request.user.get_username(), filename=file.name,
             )
         except IntakeError as problem:
             return render(request, "uploads/form.html", {"form": form, "errors": problem.errors,
                                                          "total_errors": problem.total}, status=problem.status)
-        messages.success(request, f"{upload.records} records received; processing has started.")
+        except ValidationError as exc:  # an outbound integration that cannot send now
+            form.add_error(None, exc)
+            return render(request, "uploads/form.html", {"form": form}, status=400)
+        if upload.status == Upload.Status.DRY_RUN:
+            messages.success(request, "Sandbox Mode: the file was checked and the request it would make is logged "
+                                      "below. Nothing was sent.")
+        elif not integration.is_inbound:
+            messages.success(request, f"The file is being sent to {integration.name}.")
+        else:
+            messages.success(request, f"{upload.records:,} records received; they are queued for processing.")
         return redirect(upload)
     return render(request, "uploads/form.html", {"form": form})
+
+
+@tenant_view(edit=True)
+@require_POST
+def upload_resend(request, pk):
+    upload = _upload(request, pk)
+    try:
+        upload = dispatch.resend(upload, request.user)
+    except ValidationError as exc:
+        messages.error(request, " ".join(exc.messages))
+    else:
+        messages.success(request, "Dry run logged again (Sandbox Mode)." if upload.status == Upload.Status.DRY_RUN
+                         else "Resending: a new series of attempts has started.")
+    return redirect(upload)
+
+
+@tenant_view(edit=True)
+def integration_purge(request, pk):
+    """Purge All Data: a confirmation page, then the purge (Sandbox Mode only)."""
+    integration = get_object_or_404(Integration.objects.filter(tenant=request.tenant), pk=pk)
+    if not integration.sandbox:
+        messages.error(request, "Purge All Data is only available in Sandbox Mode.")
+        return redirect(integration)
+    if request.method == "POST":
+        try:
+            counts = purge_integration(integration, request.user)
+        except ValidationError as exc:
+            messages.error(request, " ".join(exc.messages))
+        else:
+            singular, plural = integration.protocol_spec.processed_noun
+            messages.success(
+                request, f"Purged {counts['values']:,} {singular if counts['values'] == 1 else plural} and "
+                f"{counts['files']:,} file{pluralize(counts['files'])} from {counts['uploads']:,} "
+                f"upload{pluralize(counts['uploads'])}.",
+            )
+        return redirect(integration)
+    stats = {"values": integration.protocol_spec.processed_count(integration),
+             "uploads": integration.uploads.exclude(status=Upload.Status.PURGED).count(),
+             "production_uploads": integration.uploads.exclude(status=Upload.Status.PURGED)
+             .filter(sandbox=False).count()}
+    return render(request, "integrations/confirm_purge.html", {"integration": integration, "stats": stats,
+                                                                "protocol": integration.protocol_spec})

@@ -1,0 +1,1 @@
+"""The protocols of the reference documents, one package each (see integrations/registry.py)."""

@@ -39,3 +39,17 @@ for (const form of document.querySelectorAll("form[data-outbound-only]")) {
   form.addEventListener("change", update);
   update();
 }
+
+// On a phone the top bar's menu folds behind a button (portal.css). Without this script the
+// button stays hidden and the menu stays open.
+for (const button of document.querySelectorAll("button.menu-toggle[aria-controls]")) {
+  const menu = document.getElementById(button.getAttribute("aria-controls"));
+  if (!menu) continue;
+  const open = (yes) => button.setAttribute("aria-expanded", String(yes));
+  button.hidden = false;
+  button.addEventListener("click", () => open(button.getAttribute("aria-expanded") !== "true"));
+  menu.addEventListener("keydown", (event) => {
+    if (event.key === "Escape") { open(false); button.focus(); }
+  });
+  button.addEventListener("keydown", (event) => { if (event.key === "Escape") open(false); });
+}

@@ -1,19 +1,20 @@
 """Reading an uploaded file into a table, and checking it against the integration's Data Format.
 
-One function, `parse_upload`, used by intake (to refuse a bad file before anything is
-stored), by processing (to re-read the stored file) and by the outbound side (to check a
-file before it is sent). Vectorised with pandas: no Python loop per row on the happy path;
+One function, `parse_upload`, used by the check (to refuse a bad file before anything is
+stored, in both directions) and by processing (to re-read the stored file). Vectorised with pandas: no Python loop per row on the happy path;
 bad rows are found with boolean masks and only the first ones are described.
 """
 
 import io
 import json
+import re
 from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
 
-from .errors import MAX_ERRORS, PARSE_CSV, PARSE_JSON, TRANSFORM_DATA, IntakeError, error
+from uploads.errors import MAX_ERRORS, PARSE_CSV, PARSE_JSON, TRANSFORM_DATA, IntakeError, error
+from uploads.models import Account
 
 # Content types of seed 000, and the seed's own misspelling of the Excel one.
 CONTENT_TYPES = {
@@ -56,9 +57,9 @@ def data_format_of(content_type):
     return CONTENT_TYPES.get(media_type)
 
 
-def parse_upload(integration, data: bytes, content_type: str) -> ParsedUpload:
+def parse_upload(fmt, data: bytes, content_type: str) -> ParsedUpload:
     """Parse and validate a whole file; raise IntakeError listing what is wrong."""
-    wanted = integration.data_format
+    wanted = fmt.data_format
     if not data.strip():
         raise IntakeError([error(PARSE_JSON if wanted == "json" else PARSE_CSV, "The request body is empty.")])
     sent = data_format_of(content_type)
@@ -70,12 +71,12 @@ def parse_upload(integration, data: bytes, content_type: str) -> ParsedUpload:
             + (" or application/vnd.ms-excel." if wanted == "csv" else "."),
         )])
 
-    numeric_keys = {m.source_key for m in integration.metrics.all() if m.aggregation != "count"}
-    frame = (_read_json(integration, data) if wanted == "json"
-             else _read_csv(data, numeric_keys, {integration.user_key, integration.date_key}))
+    numeric_keys = {m.source_key for m in fmt.metrics if m.aggregation != "count"}
+    frame = (_read_json(fmt, data) if wanted == "json"
+             else _read_csv(data, numeric_keys, {fmt.user_key, fmt.date_key}))
     if len(frame) == 0:
         raise IntakeError([error(TRANSFORM_DATA, "The file holds no records.")])
-    frame, user_codes, emails = _transform(integration, frame)
+    frame, user_codes, emails = _transform(fmt, frame)
     return ParsedUpload(frame=frame, records=len(frame), data_format=wanted, user_codes=user_codes,
                         user_emails=emails)
 
@@ -117,13 +118,11 @@ def _read_csv(data, numeric_keys, repeated_keys):
 
 def _csv_row(exc):
     """pandas says 'Expected 3 fields in line 9, saw 4': line 9 of the file is data row 8."""
-    import re
-
     match = re.search(r"in line (\d+)", str(exc))
     return int(match.group(1)) - 1 if match else None
 
 
-def _read_json(integration, data):
+def _read_json(fmt, data):
     try:
         records = json.loads(data)
     except UnicodeDecodeError as exc:
@@ -141,15 +140,15 @@ def _read_json(integration, data):
                            for i in not_objects[:MAX_ERRORS]], total=len(not_objects))
     if not records:
         return pd.DataFrame()
-    if integration.flatten_json:
-        frame = pd.json_normalize(records, sep=integration.flatten_separator or ".")
+    if fmt.flatten_json:
+        frame = pd.json_normalize(records, sep=fmt.flatten_separator or ".")
     else:
         frame = pd.DataFrame.from_records(records)
-    _refuse_nested(frame, integration)
+    _refuse_nested(frame, fmt)
     return frame
 
 
-def _refuse_nested(frame, integration):
+def _refuse_nested(frame, fmt):
     errors, total = [], 0
     for column in frame.columns:
         values = frame[column]
@@ -159,7 +158,7 @@ def _refuse_nested(frame, integration):
         if nested.any():
             rows = np.flatnonzero(nested)
             total += len(rows)
-            why = ("lists cannot be flattened" if integration.flatten_json
+            why = ("lists cannot be flattened" if fmt.flatten_json
                    else "JSON flattening is off for this integration; send flat JSON or turn it on")
             errors += [error(TRANSFORM_DATA, f"Nested value in '{column}': {why}.", int(r) + 1, column)
                        for r in rows[:MAX_ERRORS]]
@@ -167,11 +166,11 @@ def _refuse_nested(frame, integration):
         raise IntakeError(_first(errors), total=total)
 
 
-def _transform(integration, frame):
-    user_key, date_key = integration.user_key, integration.date_key
-    metrics = list(integration.metrics.all())
+def _transform(fmt, frame):
+    user_key, date_key = fmt.user_key, fmt.date_key
+    metrics = fmt.metrics
     numeric_keys = list(dict.fromkeys(m.source_key for m in metrics if m.aggregation != "count"))
-    required = list(dict.fromkeys([*integration.field_keys, user_key, date_key, *(m.source_key for m in metrics)]))
+    required = list(dict.fromkeys([*fmt.field_keys, user_key, date_key, *(m.source_key for m in metrics)]))
     missing = [key for key in required if key not in frame.columns]
     if missing:
         raise IntakeError([error(TRANSFORM_DATA, f"The field key '{key}' of the Data Format is missing from the file.",
@@ -193,9 +192,9 @@ def _transform(integration, frame):
         problems.append((not_email[user_codes], user_key, "This is not an email address."))
 
     dates = _by_distinct(frame[date_key], lambda d: pd.to_datetime(
-        d.astype(str).str.strip(), format=integration.strptime_format, errors="coerce"), np.datetime64("NaT"))
+        d.astype(str).str.strip(), format=fmt.strptime_format, errors="coerce"), np.datetime64("NaT"))
     problems.append((dates.isna(), date_key,
-                     f"The date must be written as {integration.date_format} ({integration.strptime_format})."))
+                     f"The date must be written as {fmt.date_format} ({fmt.strptime_format})."))
     frame[date_key] = dates
 
     for key in numeric_keys:  # a count needs a record with a value, not a number
@@ -209,8 +208,8 @@ def _transform(integration, frame):
         problems.append((bad, key, "This must be a number."))
         frame[key] = numbers
 
-    if integration.unknown_user == "reject":
-        known = set(_known_emails(integration.tenant_id, [e for e in emails if e]))
+    if fmt.unknown_user == "reject":
+        known = set(_known_emails(fmt.tenant_id, [e for e in emails if e]))
         unknown = np.array([e != "" and e not in known for e in emails], dtype=bool)
         problems.append((unknown[user_codes], user_key,
                          "No such user in this organisation, and this integration rejects unknown users."))
@@ -235,8 +234,6 @@ def _numbers(values):
 
 
 def _known_emails(tenant_id, emails):
-    from .models import Account
-
     known = set()
     emails = list(emails)
     for start in range(0, len(emails), 2000):

@@ -1,0 +1,175 @@
+"""Processing a seed-000 upload into metric values: (account, date, metric) → value.
+
+Runs inside the processing transaction (uploads.processing), holding the integration's row
+lock (purge takes the same lock, so the two never interleave). Accounts are resolved
+set-based, values are aggregated per (account, date, metric) with pandas and upserted on
+their unique key, so that sending the same rows again replaces values instead of adding to
+them, and running the task twice writes them once.
+"""
+
+import datetime
+
+import numpy as np
+import pandas as pd
+from django.db import connection
+from django.utils import timezone
+
+from uploads.errors import TRANSFORM_DATA, IntakeError, error
+from uploads.models import Account, MetricValue
+
+BATCH_SIZE = 2000  # upserts are fastest in batches of a few thousand rows (and SQLite caps parameters)
+COPY_THRESHOLD = 1000  # on PostgreSQL, more values than this go through COPY (see _upsert_by_copy)
+
+
+def write_values(fmt, upload, parsed):
+    """Aggregate the parsed file into values and write them; returns how many were written."""
+    if not fmt.metrics:
+        return 0
+    accounts = _account_ids(fmt, list(parsed.user_emails))
+    values = aggregate(parsed, fmt.metrics, accounts)
+    return upsert_values(fmt, upload, values)
+
+
+def _account_ids(fmt, emails):
+    """email → account id for the tenant: one query for those that exist, one insert for the rest."""
+    tenant_id = fmt.tenant_id
+    emails = [e for e in emails if e]
+    ids = _select_ids(tenant_id, emails)
+    missing = [e for e in emails if e not in ids]
+    if missing:
+        if fmt.unknown_user == "reject":
+            raise IntakeError([error(TRANSFORM_DATA, f"No such user in this organisation: {email}.",
+                                     column=fmt.user_key) for email in missing])
+        now = timezone.now()
+        Account.objects.bulk_create([Account(tenant_id=tenant_id, email=e, created_at=now) for e in missing],
+                                    ignore_conflicts=True, batch_size=BATCH_SIZE)
+        ids.update(_select_ids(tenant_id, missing))
+    return ids
+
+
+def _select_ids(tenant_id, emails):
+    ids = {}
+    for start in range(0, len(emails), 2000):
+        ids.update(Account.objects.filter(tenant_id=tenant_id, email__in=emails[start:start + 2000])
+                   .values_list("email", "id"))
+    return ids
+
+
+def aggregate(parsed, metrics, account_ids):
+    """One row per (metric, account, date) with the metric's aggregation over the file's records."""
+    frame = parsed.frame
+    codes, emails = parsed.user_codes, parsed.user_emails  # "" (no user) is refused, so has no account
+    table = pd.DataFrame({"account_id": np.asarray([account_ids.get(e, 0) for e in emails], dtype="int64")[codes],
+                          "date": frame[parsed.dates].to_numpy()})
+    for metric in metrics:
+        source = frame[metric.source_key]
+        if metric.aggregation == "count":  # records that have a value
+            present = source.notna() & (source.astype(str).str.strip() != "")
+            table[f"m{metric.pk}"] = present.to_numpy(dtype="float64")
+        else:
+            table[f"m{metric.pk}"] = source.to_numpy(dtype="float64")
+    groups = table.groupby(["account_id", "date"], sort=False)  # grouped once, for every metric
+    parts = []
+    for metric in metrics:
+        column = groups[f"m{metric.pk}"]
+        if metric.aggregation in ("sum", "count"):
+            result = column.sum(min_count=1)
+            if metric.aggregation == "count":
+                result = result[result > 0]
+        else:
+            result = column.agg(metric.aggregation)  # max, min, last: each skips empty values
+        result = result.dropna()
+        parts.append(pd.DataFrame({"metric_id": metric.pk, "account_id": result.index.get_level_values(0),
+                                   "date": result.index.get_level_values(1), "value": result.to_numpy()}))
+    values = pd.concat(parts, ignore_index=True)
+    # In the order of the unique index: the upsert then walks it instead of jumping about.
+    return values.sort_values(["metric_id", "account_id", "date"], ignore_index=True)
+
+
+def upsert_values(fmt, upload, values):
+    """Write (metric, account, date) → value, replacing what an earlier upload wrote there."""
+    if values.empty:
+        return 0
+    now = timezone.now()
+    if connection.vendor == "postgresql" and len(values) > COPY_THRESHOLD:
+        return _upsert_by_copy(fmt, upload, values, now)
+    dates = values["date"].dt.date.to_numpy()
+    rows = [
+        MetricValue(tenant_id=fmt.tenant_id, integration_id=fmt.integration_id, metric_id=int(m),
+                    account_id=int(a), date=d, value=float(v), upload_id=upload.pk, updated_at=now)
+        for m, a, d, v in zip(values["metric_id"].to_numpy(), values["account_id"].to_numpy(), dates,
+                              values["value"].to_numpy())
+    ]
+    MetricValue.objects.bulk_create(
+        rows, batch_size=BATCH_SIZE, update_conflicts=True, unique_fields=["metric", "account", "date"],
+        update_fields=["value", "upload", "updated_at"],
+    )
+    return len(rows)
+
+
+def _upsert_by_copy(fmt, upload, values, now):
+    """PostgreSQL: COPY the values in; faster than bulk_create by 5 to 10 times for 45,000 values.
+
+    When the integration holds no value yet in the file's date range (a first load, the next
+    day's file, a file sent after a purge), nothing can be replaced: the values are copied
+    straight into the table. Otherwise they go to a temporary table first, then one
+    INSERT … ON CONFLICT DO UPDATE from it, as bulk_create(update_conflicts=True) above does.
+    The check and the write are safe together: every value of an integration's metrics carries
+    its integration and is written under the integration's row lock, which this transaction
+    holds; and were one missed, the unique constraint would fail the upload, not double a value.
+    """
+    table = MetricValue._meta.db_table
+    dates = values["date"].to_numpy(dtype="datetime64[D]")
+    overlaps = MetricValue.objects.filter(
+        integration_id=fmt.integration_id, date__range=(dates.min().item(), dates.max().item())).exists()
+    columns = [("metric_id", BIGINT, values["metric_id"]), ("account_id", BIGINT, values["account_id"]),
+               ("date", DATE, (dates - PG_EPOCH_DAY).astype("int32")), ("value", FLOAT8, values["value"])]
+    with connection.cursor() as cursor:
+        if not overlaps:
+            columns += [("tenant_id", BIGINT, fmt.tenant_id), ("integration_id", BIGINT, fmt.integration_id),
+                        ("upload_id", BIGINT, upload.pk), ("updated_at", TIMESTAMPTZ, _pg_microseconds(now))]
+            names = ", ".join(name for name, _, _ in columns)
+            with cursor.cursor.copy(f"COPY {table} ({names}) FROM STDIN (FORMAT binary)") as copy:
+                copy.write(_binary_copy(columns, len(values)))
+            return len(values)
+        cursor.execute("DROP TABLE IF EXISTS incoming_metric_values")
+        cursor.execute("CREATE TEMPORARY TABLE incoming_metric_values "
+                       "(metric_id bigint, account_id bigint, date date, value double precision) ON COMMIT DROP")
+        with cursor.cursor.copy("COPY incoming_metric_values (metric_id, account_id, date, value) "
+                                "FROM STDIN (FORMAT binary)") as copy:
+            copy.write(_binary_copy(columns, len(values)))
+        cursor.execute(
+            f"INSERT INTO {table} (tenant_id, integration_id, metric_id, account_id, date, value, upload_id, updated_at) "
+            "SELECT %s, %s, metric_id, account_id, date, value, %s, %s FROM incoming_metric_values "
+            "ON CONFLICT (metric_id, account_id, date) DO UPDATE "
+            "SET value = EXCLUDED.value, upload_id = EXCLUDED.upload_id, updated_at = EXCLUDED.updated_at",
+            [fmt.tenant_id, fmt.integration_id, upload.pk, now],
+        )
+        written = cursor.rowcount
+        cursor.execute("DROP TABLE incoming_metric_values")
+    return written
+
+
+# PostgreSQL's binary COPY format (documented with the COPY command): big-endian values, dates
+# as days and timestamps as microseconds since 2000-01-01. numpy lays out all the rows at once,
+# where text would need formatting by Python and parsing by the server, row by row.
+BIGINT, DATE, FLOAT8, TIMESTAMPTZ = ">i8", ">i4", ">f8", ">i8"
+PG_EPOCH_DAY = np.datetime64("2000-01-01", "D")
+PG_EPOCH = datetime.datetime(2000, 1, 1, tzinfo=datetime.timezone.utc)
+
+
+def _pg_microseconds(moment):
+    return (moment - PG_EPOCH) // datetime.timedelta(microseconds=1)
+
+
+def _binary_copy(columns, count):
+    """COPY … (FORMAT binary) data for `count` rows of (name, type, values or one value) columns."""
+    layout = [("fields", ">i2")]
+    for i, (_, kind, _) in enumerate(columns):
+        layout += [(f"size{i}", ">i4"), (f"value{i}", kind)]
+    rows = np.empty(count, dtype=np.dtype(layout))  # packed: no padding between fields
+    rows["fields"] = len(columns)
+    for i, (_, kind, values) in enumerate(columns):
+        rows[f"size{i}"] = np.dtype(kind).itemsize
+        rows[f"value{i}"] = np.asarray(values)
+    return b"PGCOPY\n\xff\r\n\x00" + bytes(8) + rows.tobytes() + b"\xff\xff"  # signature, flags, rows, end

@@ -1,0 +1,1 @@
+"""The delivery engine: outbound sends, their exchanges, safety and retries."""

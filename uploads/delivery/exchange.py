@@ -1,0 +1,174 @@
+"""One HTTP exchange with a vendor, and its row in the call log.
+
+Each exchange's row is written before the request goes out and completed when the answer
+is in (or the call fails), outside any transaction: a worker killed mid-attempt leaves the
+request it made in the call log. Redirects are followed by hand, at most five, and every
+hop's connection is checked by the guarded session (safety.py) at connect time.
+"""
+
+import hashlib
+import os
+import time
+from urllib.parse import urljoin, urlsplit
+
+import requests
+from django.conf import settings
+
+from ..models import CallLog
+from . import safety
+from .client import Body, OutboundRequest, VendorAnswer
+from .redaction import SECRET_HEADERS
+
+EXCERPT_BYTES = 64 * 1024  # of a response, kept in the call log
+REQUEST_EXCERPT_BYTES = 2048  # of a request body, kept so that a dry run shows what would go
+MAX_REDIRECTS = 5
+KEPT_RESPONSE_HEADERS = {
+    "content-type", "content-length", "location", "retry-after", "date", "server", "x-request-id", "request-id",
+    "x-ratelimit-limit", "x-ratelimit-remaining", "x-ratelimit-reset",
+}
+
+_sessions = {}  # process id → the guarded session this worker process reuses (keep-alive, TLS reuse)
+
+
+def shared_session():
+    """One pooled, guarded session per worker process: connections to a vendor are kept alive
+    and reused from one send to the next instead of a TCP and TLS handshake per file."""
+    pid = os.getpid()
+    if pid not in _sessions:
+        _sessions.clear()  # a forked child must not share its parent's sockets
+        _sessions[pid] = safety.guarded_session()
+    return _sessions[pid]
+
+
+def timeouts():
+    return (getattr(settings, "PORTAL_OUTBOUND_CONNECT_TIMEOUT", 5), getattr(settings, "PORTAL_OUTBOUND_READ_TIMEOUT", 30))
+
+
+class Exchanges:
+    """Makes one attempt's HTTP exchanges, each logged as it happens."""
+
+    def __init__(self, dispatch, attempt, redactor, session=None):
+        self.dispatch = dispatch
+        self.attempt = attempt
+        self.redactor = redactor
+        self.session = session
+        self.rows = []
+        self.timeout = timeouts()
+
+    def exchange(self, request: OutboundRequest) -> VendorAnswer:
+        """Send a request, following redirects by hand; the last answer. Raises
+        safety.RefusedDestination for a refused address, requests' exceptions for the rest."""
+        method, url, headers, body = request.method, request.url, dict(request.headers), request.body
+        for _ in range(MAX_REDIRECTS + 1):
+            with _opened(body) as data:
+                prepared = self.session.prepare_request(requests.Request(method, url, headers=headers, data=data))
+                if isinstance(body, Body):
+                    prepared.headers["Content-Length"] = str(body.size)
+                    prepared.headers.pop("Transfer-Encoding", None)
+                row = self.start(prepared, body)
+                started = time.monotonic()
+                try:
+                    safety.check_url(url)  # every hop, before its connection is even tried
+                    response = self.session.send(prepared, timeout=self.timeout, stream=True, allow_redirects=False)
+                except (safety.RefusedDestination, requests.RequestException) as exc:
+                    refused = exc if isinstance(exc, safety.RefusedDestination) else safety.refused_cause(exc)
+                    self.finish(row, started, error=refused or exc)
+                    raise refused or exc from None
+            # The status is in: a body that breaks off later does not undo it (a 201 stays
+            # delivered, and is not sent again).
+            try:
+                content, truncated, read_error = _read_capped(response, started + sum(self.timeout))
+            finally:
+                response.close()
+            answer = VendorAnswer(response.status_code, response.headers, content, truncated)
+            self.finish(row, started, answer=answer, error=read_error)
+            if not response.is_redirect:
+                return answer
+            next_url = urljoin(url, response.headers["Location"])
+            method, body = _redirected(response.status_code, method, body)
+            if urlsplit(next_url).netloc != urlsplit(url).netloc:
+                # Credentials were meant for the first host only (as requests does it).
+                headers = {k: v for k, v in headers.items() if k.lower() not in SECRET_HEADERS}
+            url = next_url
+        raise requests.TooManyRedirects(f"More than {MAX_REDIRECTS} redirects.")
+
+    def start(self, prepared, body, dry_run=False, note="", error=None):
+        """The exchange's row, written before the request goes out."""
+        redact = self.redactor
+        size, sha256, excerpt = _describe(body if body is not None else prepared.body)
+        row = CallLog.objects.create(
+            tenant_id=self.dispatch.tenant_id, upload_id=self.dispatch.upload_id, dispatch=self.dispatch,
+            attempt=self.attempt, dry_run=dry_run, method=prepared.method, url=redact.url(prepared.url),
+            request_headers=redact.headers(prepared.headers), request_body_size=size, request_body_sha256=sha256,
+            request_body_excerpt=redact.text(excerpt) if dry_run else "",
+            error_class=type(error).__name__ if error else "",
+            error_message=redact.error(error, prepared.url)[:2000] if error else note,
+        )
+        self.rows.append(row)
+        return row
+
+    def finish(self, row, started, answer=None, error=None):
+        redact = self.redactor
+        row.status_code = answer.status_code if answer else None
+        row.response_headers = ({k: redact.text(v) for k, v in answer.headers.items()
+                                 if k.lower() in KEPT_RESPONSE_HEADERS} if answer else {})
+        row.response_excerpt = redact.text(answer.text) if answer else ""
+        row.duration_ms = int((time.monotonic() - started) * 1000)
+        row.error_class = type(error).__name__ if error else ""
+        row.error_message = redact.error(error, row.url)[:2000] if error else ""
+        row.save(update_fields=["status_code", "response_headers", "response_excerpt", "duration_ms",
+                                "error_class", "error_message"])
+
+
+class _opened:
+    """A Body opened for one send (and closed after it); bytes as they are."""
+
+    def __init__(self, body):
+        self.body, self.file = body, None
+
+    def __enter__(self):
+        if isinstance(self.body, Body):
+            self.file = self.body.open()
+            return self.file
+        return self.body or None
+
+    def __exit__(self, *exc):
+        if self.file is not None:
+            self.file.close()
+
+
+def _describe(body):
+    """(size, sha256, the start as text) of a request body, without reading a streamed one whole."""
+    if isinstance(body, Body):
+        with body.open() as file:
+            start = file.read(REQUEST_EXCERPT_BYTES)
+        return body.size, body.sha256, start.decode("utf-8", errors="replace")
+    data = body or b""
+    if isinstance(data, str):
+        data = data.encode()
+    return len(data), hashlib.sha256(data).hexdigest(), data[:REQUEST_EXCERPT_BYTES].decode("utf-8", errors="replace")
+
+
+def _read_capped(response, deadline):
+    """At most EXCERPT_BYTES of the body, and no longer than the deadline: a vendor that drips
+    its answer byte by byte cannot hold a worker. Returns (content, truncated, error): what
+    was read before the body broke off is kept."""
+    chunks, size, error = [], 0, None
+    try:
+        for chunk in response.iter_content(16 * 1024):
+            chunks.append(chunk)
+            size += len(chunk)
+            if size > EXCERPT_BYTES or time.monotonic() > deadline:
+                break
+    except requests.RequestException as exc:
+        error = exc
+    content = b"".join(chunks)
+    return content[:EXCERPT_BYTES], size > EXCERPT_BYTES, error
+
+
+def _redirected(status, method, body):
+    """The method and body after a redirect, as browsers and requests do it."""
+    if status == 303 and method != "HEAD" or status in (301, 302) and method == "POST":
+        return "GET", b""
+    return method, body
+

@@ -27,7 +27,7 @@ class ApiPrincipal:
         return str(self.token)
 
 
-class _HashedTokenAuthentication(authentication.TokenAuthentication):
+class HashedTokenAuthentication(authentication.TokenAuthentication):
     keyword = "Token"
     model = None
 
@@ -42,7 +42,7 @@ class _HashedTokenAuthentication(authentication.TokenAuthentication):
         return self.model.objects.select_related(*self.related).find(key)
 
 
-class ApiTokenAuthentication(_HashedTokenAuthentication):
+class ApiTokenAuthentication(HashedTokenAuthentication):
     """Standard API tokens (Standard API Token Management)."""
 
     model = ApiToken
@@ -56,7 +56,7 @@ class ApiTokenAuthentication(_HashedTokenAuthentication):
         return token.tenant
 
 
-class IntegrationTokenAuthentication(_HashedTokenAuthentication):
+class IntegrationTokenAuthentication(HashedTokenAuthentication):
     """An inbound integration's AUTH_TOKEN (the Credentials tab)."""
 
     model = IntegrationToken

@@ -37,6 +37,7 @@ class VendorCredentialsField(forms.CharField):
 
 
 class ProtocolSettingsForm(forms.Form):
+    do_not_call_in_templates = True  # templates test the class (does the protocol have settings?), never build it
     """Base of a protocol's own settings form (integrations.registry.Protocol.settings_form).
 
     A field left out of the data takes its initial value, so that a client names only what it

@@ -39,9 +39,13 @@ def _protocol_forms(data, tenant, direction=None, protocol=None):
     for spec in registry.all_protocols():
         unsaved = Integration(tenant=tenant, protocol=spec.slug, direction=direction or "inbound")
         chosen = data is not None and spec.slug == protocol
-        settings_form = (spec.settings_form(data if chosen else None, integration=unsaved, prefix=spec.slug)
-                         if spec.settings_form else None)
-        vault = vault_form(spec, creating=True)(data if chosen else None, prefix=f"vault-{spec.slug}")
+        # No `required` attributes: the browser would refuse to submit because of a field in a
+        # fieldset it hides (another protocol's, or the vendor's for an inbound integration).
+        # The server checks the chosen protocol's fields.
+        settings_form = (spec.settings_form(data if chosen else None, integration=unsaved, prefix=spec.slug,
+                                            use_required_attribute=False) if spec.settings_form else None)
+        vault = vault_form(spec, creating=True)(data if chosen else None, prefix=f"vault-{spec.slug}",
+                                                use_required_attribute=False)
         forms.append({"protocol": spec, "settings": settings_form, "vault": vault})
     return forms
 

@@ -44,6 +44,7 @@ INSTALLED_APPS = [
 # protocol is one line here.
 PROTOCOL_APPS = [
     "integrations.protocols.data_integration",
+    "integrations.protocols.source_import",
 ]
 INSTALLED_APPS += PROTOCOL_APPS
 

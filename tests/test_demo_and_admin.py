@@ -26,7 +26,13 @@ def test_demo_is_idempotent_and_issues_fresh_tokens(settings):
     second = run_demo("--base-url", "http://127.0.0.1:8000")
     assert set(first) == {"base_url", "tenant", "username", "password", "api_token", "integrations"}
     assert first["tenant"] == "demo" and Tenant.objects.count() == 1
-    assert Integration.objects.count() == 3
+    # An inbound integration of every protocol, and the outbound one; the same ones the second time.
+    assert sorted({(i["protocol"], i["direction"]) for i in second["integrations"]}) == [
+        ("data_integration", "inbound"), ("source_import", "inbound")]
+    assert Integration.objects.count() == len(second["integrations"]) + 1
+    source = next(i for i in second["integrations"] if i["protocol"] == "source_import")
+    assert {"endpoint", "source_id", "api_key"} <= set(source) and source["endpoint"].endswith("/api/v1/source/import")
+    assert source["api_key"] != next(i for i in first["integrations"] if i["protocol"] == "source_import")["api_key"]
     calls = next(i for i in second["integrations"] if i["data_type"] == "calls")
     assert calls["data_format"] == "json" and calls["field_keys"] == ["email", "date", "calls"]
     assert calls["endpoint"].endswith("/api/v1/data/calls/")

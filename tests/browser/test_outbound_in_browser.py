@@ -26,8 +26,6 @@ def upload_file(page, integration_name):
     page.get_by_role("button", name="Upload").click()
 
 
-@pytest.mark.xfail(strict=True, reason="the per-protocol create form does not yet accept this outbound submission "
-                   "in the browser (it does through the test client): to be fixed")
 def test_admin_dry_runs_then_sends_a_file_and_reads_the_redacted_exchange(page, httpserver, settings, screenshot):
     settings.PORTAL_OUTBOUND_ALLOWED_NETWORKS = ["127.0.0.0/8"]  # the vendor is on loopback
     httpserver.expect_request(PATH, method="POST").respond_with_json({"id": 7, "status": "queued"}, status=201)

@@ -14,7 +14,7 @@ from urllib.parse import urljoin, urlsplit
 import requests
 from django.conf import settings
 
-from ..models import CallLog
+from ..models import CallLog, Dispatch
 from . import safety
 from .client import Body, OutboundRequest, VendorAnswer
 from .redaction import SECRET_HEADERS
@@ -91,6 +91,11 @@ class Exchanges:
                 headers = {k: v for k, v in headers.items() if k.lower() not in SECRET_HEADERS}
             url = next_url
         raise requests.TooManyRedirects(f"More than {MAX_REDIRECTS} redirects.")
+
+    def keep_progress(self, progress):
+        """Store the client's progress on the dispatch now, mid-attempt (batches already delivered …):
+        should this worker die, the attempt that takes over resumes from there."""
+        Dispatch.objects.filter(pk=self.dispatch.pk).update(progress=progress)
 
     def start(self, prepared, body, dry_run=False, note="", error=None):
         """The exchange's row, written before the request goes out."""

@@ -85,6 +85,11 @@ class Integration(models.Model):
         return registry.label(self.protocol)
 
     @property
+    def extra_tabs(self):
+        """The protocol's own tabs on this integration's pages: [(label, url name)]."""
+        return self.protocol_spec.integration_tabs(self)
+
+    @property
     def endpoint_path(self):
         """The inbound endpoint's path, or "" when the protocol has none of its own."""
         return self.protocol_spec.endpoint_path(self) if self.is_inbound else ""

@@ -111,9 +111,24 @@ class Protocol:
         key = cleaned.pop(self.key_field, "") if self.key_field else ""
         return cleaned, key
 
-    # --- inbound ---------------------------------------------------------------------------
+    # --- routes ----------------------------------------------------------------------------
     def urlpatterns(self):
+        """Machine endpoints, mounted under /api/ (e.g. seed 000's v1/data/<data_type>/)."""
         return []
+
+    def api_urlpatterns(self):
+        """Endpoints of the public REST API, mounted under /api/v3/ (in the OpenAPI schema)."""
+        return []
+
+    def page_urlpatterns(self):
+        """Pages of a tenant, mounted under /t/<slug>/ (views decorated with portal.tenancy.tenant_view)."""
+        return []
+
+    def integration_tabs(self, integration):
+        """Extra tabs on an integration's pages: [(label, url name)], the URL taking (slug, pk)."""
+        return []
+
+    # --- inbound ---------------------------------------------------------------------------
 
     def endpoint_path(self, integration):
         """Where its systems send to (absolute path), or "" when it has no endpoint of its own."""
@@ -194,7 +209,12 @@ def label(slug):
 
 
 def urlpatterns():
-    patterns = []
-    for protocol in _protocols().values():
-        patterns += protocol.urlpatterns()
-    return patterns
+    return [pattern for protocol in _protocols().values() for pattern in protocol.urlpatterns()]
+
+
+def api_urlpatterns():
+    return [pattern for protocol in _protocols().values() for pattern in protocol.api_urlpatterns()]
+
+
+def page_urlpatterns():
+    return [pattern for protocol in _protocols().values() for pattern in protocol.page_urlpatterns()]

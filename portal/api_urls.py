@@ -10,5 +10,6 @@ urlpatterns = [
     path("v3/schema/", SpectacularAPIView.as_view(), name="schema"),
     path("v3/schema/swagger-ui/", SpectacularSwaggerView.as_view(url_name="schema"), name="swagger-ui"),
     path("v3/", include("uploads.api_urls")),
+    path("v3/", include(registry.api_urlpatterns())),
     *registry.urlpatterns(),
 ]

@@ -2,12 +2,15 @@ from django.contrib import admin
 from django.contrib.auth import views as auth_views
 from django.urls import include, path
 
+from integrations import registry
+
 from . import views
 
 tenant_patterns = [
     path("activity/", views.activity, name="activity"),
     path("", include("integrations.urls")),
     path("", include("uploads.urls")),
+    *registry.page_urlpatterns(),
 ]
 
 urlpatterns = [

@@ -203,8 +203,12 @@ class CallLog(models.Model):
     """One HTTP exchange with a vendor, secrets redacted before it is stored."""
 
     tenant = models.ForeignKey("portal.Tenant", on_delete=models.CASCADE, related_name="call_logs")
-    upload = models.ForeignKey("Upload", on_delete=models.CASCADE, related_name="call_logs")
-    dispatch = models.ForeignKey(Dispatch, on_delete=models.CASCADE, related_name="calls")
+    # The integration that called; an exchange of an upload's dispatch also names both, a pull
+    # (reading a vendor's API on a schedule) names neither.
+    integration = models.ForeignKey("integrations.Integration", null=True, blank=True, on_delete=models.CASCADE,
+                                    related_name="call_logs")
+    upload = models.ForeignKey("Upload", null=True, blank=True, on_delete=models.CASCADE, related_name="call_logs")
+    dispatch = models.ForeignKey(Dispatch, null=True, blank=True, on_delete=models.CASCADE, related_name="calls")
     attempt = models.PositiveSmallIntegerField()
     dry_run = models.BooleanField(default=False)
 
@@ -237,3 +241,41 @@ class CallLog(models.Model):
     def ok(self):
         return self.status_code is not None and 200 <= self.status_code < 300
 
+
+class RequestLog(models.Model):
+    """One request that reached a protocol's endpoint, accepted or not (uploads.request_log).
+
+    Rejected requests leave a trace here and nowhere else: their bodies are not kept beyond a
+    short excerpt. Requests without a valid credential are counted per minute and client
+    address, not stored one by one, so an unauthenticated flood cannot fill the table.
+    """
+
+    tenant = models.ForeignKey("portal.Tenant", null=True, blank=True, on_delete=models.CASCADE,
+                               related_name="request_logs")
+    integration = models.ForeignKey("integrations.Integration", null=True, blank=True, on_delete=models.CASCADE,
+                                    related_name="request_logs")
+    upload = models.ForeignKey(Upload, null=True, blank=True, on_delete=models.SET_NULL, related_name="request_logs")
+    protocol = models.CharField(max_length=32, blank=True)
+    channel = models.CharField(max_length=12, blank=True)
+    method = models.CharField(max_length=10)
+    path = models.CharField(max_length=500)
+    status_code = models.PositiveSmallIntegerField()
+    error_ids = models.JSONField(default=list, blank=True)
+    message = models.CharField(max_length=500, blank=True)
+    size_bytes = models.BigIntegerField(default=0)
+    client_address = models.GenericIPAddressField(null=True, blank=True)
+    excerpt = models.TextField(blank=True, help_text="The start of a rejected body, secrets redacted")
+    count = models.PositiveIntegerField(default=1, help_text="Requests this row stands for (unauthenticated ones are counted)")
+    duration_ms = models.PositiveIntegerField(default=0)
+    created_at = models.DateTimeField(default=timezone.now, db_index=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        indexes = [models.Index(fields=["tenant", "-created_at"]), models.Index(fields=["integration", "-created_at"])]
+
+    def __str__(self):
+        return f"{self.method} {self.path} → {self.status_code}"
+
+    @property
+    def ok(self):
+        return 200 <= self.status_code < 300

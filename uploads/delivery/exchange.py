@@ -45,10 +45,15 @@ def timeouts():
 
 
 class Exchanges:
-    """Makes one attempt's HTTP exchanges, each logged as it happens."""
+    """Makes one attempt's HTTP exchanges, each logged as it happens.
 
-    def __init__(self, dispatch, attempt, redactor, session=None):
+    For a dispatch (sending an upload), or for an integration alone: a pull that reads a
+    vendor's API is logged against the integration, with no upload to hang on.
+    """
+
+    def __init__(self, dispatch, attempt, redactor, session=None, integration=None):
         self.dispatch = dispatch
+        self.integration = integration or dispatch.upload.integration
         self.attempt = attempt
         self.redactor = redactor
         self.session = session
@@ -95,14 +100,16 @@ class Exchanges:
     def keep_progress(self, progress):
         """Store the client's progress on the dispatch now, mid-attempt (batches already delivered …):
         should this worker die, the attempt that takes over resumes from there."""
-        Dispatch.objects.filter(pk=self.dispatch.pk).update(progress=progress)
+        if self.dispatch is not None:
+            Dispatch.objects.filter(pk=self.dispatch.pk).update(progress=progress)
 
     def start(self, prepared, body, dry_run=False, note="", error=None):
         """The exchange's row, written before the request goes out."""
         redact = self.redactor
         size, sha256, excerpt = _describe(body if body is not None else prepared.body)
         row = CallLog.objects.create(
-            tenant_id=self.dispatch.tenant_id, upload_id=self.dispatch.upload_id, dispatch=self.dispatch,
+            tenant_id=self.integration.tenant_id, integration_id=self.integration.pk,
+            upload_id=self.dispatch.upload_id if self.dispatch else None, dispatch=self.dispatch,
             attempt=self.attempt, dry_run=dry_run, method=prepared.method, url=redact.url(prepared.url),
             request_headers=redact.headers(prepared.headers), request_body_size=size, request_body_sha256=sha256,
             request_body_excerpt=redact.text(excerpt) if dry_run else "",

@@ -20,7 +20,8 @@ test: setup  ## the import layers, then the whole suite, on the embedded default
 	$(VENV)/bin/lint-imports --no-cache
 	$(PY) -m pytest $(PYTEST_ARGS)
 
-bench: setup  ## benchmarks; set DATABASE_URL to a PostgreSQL database for the COPY comparison
+bench: setup  ## benchmarks (docs/performance.md); DATABASE_URL / CELERY_BROKER_URL for PostgreSQL and Redis
+	command -v wrk >/dev/null 2>&1 || (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk >/dev/null)
 	$(PY) bench/run.py
 
 clean:

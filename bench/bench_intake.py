@@ -7,10 +7,14 @@ CELERY_BROKER_URL; the embedded SQLite and filesystem broker when unset):
   (b) POST of the file to the demo `activity` integration, until the 201, through gunicorn;
   (c) POST until the upload is processed by a Celery worker process;
   (d) peak memory (VmHWM) of the gunicorn workers and of the Celery worker processes;
-  (e) on PostgreSQL only: a plain COPY of the same CSV into a bare temporary table.
+  (e) on PostgreSQL only: a plain COPY of the same CSV into a bare temporary table;
+  (f) the same file sent again (every value replaced), and meanwhile small POSTs to the
+      `calls` integration one after another: how long another request waits while a big
+      upload is processed (on SQLite, processing holds the database's one write lock).
 
-Its last line is `RESULT accept_vs_read_csv=<b/a> complete_vs_copy=<c/e or nan> worker_peak_mb=<d>`.
-Targets on PostgreSQL: c/e <= 3, b/a <= 10, worker peak <= 400 MB.
+Its last line is `RESULT accept_vs_read_csv=<b/a> complete_vs_copy=<c/e or nan> worker_peak_mb=<d>
+small_post_during_processing_max_ms=<f>`. Targets on PostgreSQL + Redis: c/e <= 2, b/a <= 5,
+worker peak <= 250 MB; on SQLite, f of a couple of seconds at most.
 
 Run it with `make bench` (all benchmarks) or `.venv/bin/python bench/bench_intake.py`. Without
 DATABASE_URL it uses a SQLite file of its own, var/bench.sqlite3. It works in a tenant of its
@@ -25,10 +29,7 @@ import math
 import os
 import random
 import shutil
-import signal
-import socket
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -71,83 +72,10 @@ def make_csv(limit=LIMIT):
     return data, rows
 
 
-# --- processes -----------------------------------------------------------------------------
+# --- processes (bench/stack.py; the names stay here for whoever imported them from this module) ---
 
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def manage(env, *args):
-    done = subprocess.run([sys.executable, "manage.py", *args], cwd=BASE_DIR, env=env, capture_output=True, text=True)
-    if done.returncode:
-        raise SystemExit(f"manage.py {' '.join(args)} failed:\n{done.stderr[-3000:]}")
-    return done.stdout
-
-
-def start(env, args, log):
-    """A child in its own process group, so that stopping it stops its own children too."""
-    return subprocess.Popen([sys.executable, "-m", *args], cwd=BASE_DIR, env=env, stdout=log,
-                            stderr=subprocess.STDOUT, start_new_session=True)
-
-
-def stop(process):
-    if process is None or process.poll() is not None:
-        return
-    os.killpg(process.pid, signal.SIGTERM)
-    try:
-        process.wait(timeout=20)
-    except subprocess.TimeoutExpired:
-        os.killpg(process.pid, signal.SIGKILL)
-        process.wait()
-
-
-def descendants(pid):
-    """pid's children, grandchildren … (from /proc), without pid itself."""
-    children = {}
-    for entry in os.listdir("/proc"):
-        if entry.isdigit():
-            try:
-                with open(f"/proc/{entry}/stat") as f:
-                    ppid = int(f.read().rsplit(")", 1)[1].split()[1])
-            except (OSError, IndexError, ValueError):
-                continue
-            children.setdefault(ppid, []).append(int(entry))
-    found, todo = [], [pid]
-    while todo:
-        for child in children.get(todo.pop(), []):
-            found.append(child)
-            todo.append(child)
-    return found
-
-
-def peak_mb(pid):
-    """VmHWM: the most resident memory the process ever had, in MB."""
-    try:
-        with open(f"/proc/{pid}/status") as f:
-            for line in f:
-                if line.startswith("VmHWM:"):
-                    return int(line.split()[1]) / 1024
-    except OSError:
-        pass
-    return 0.0
-
-
-def wait_for_http(url, process, log_path, timeout=60):
-    import requests
-
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise SystemExit(f"gunicorn exited:\n{Path(log_path).read_text()[-3000:]}")
-        try:
-            requests.get(url, timeout=30)
-            return
-        except requests.RequestException:
-            time.sleep(0.2)
-    raise SystemExit(f"gunicorn did not answer on {url} within {timeout}s")
-
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from stack import descendants, free_port, manage, peak_mb, run_worker_args, start, stop, wait_for_http  # noqa: E402,F401,I001
 
 # --- measurements --------------------------------------------------------------------------
 
@@ -159,7 +87,7 @@ def post(endpoint, token, data, content_type="text/csv"):
 
 
 def wait_until_done(upload_id, worker, log_path, timeout=1800):
-    """Poll the upload's status in the database until the worker is done with it."""
+    """Poll the upload's status in the database (every 5 ms) until the worker is done with it."""
     from uploads.models import Upload
 
     deadline = time.monotonic() + timeout
@@ -169,7 +97,7 @@ def wait_until_done(upload_id, worker, log_path, timeout=1800):
             return time.perf_counter(), Upload.objects.get(pk=upload_id)
         if worker.poll() is not None:
             raise SystemExit(f"the Celery worker exited:\n{Path(log_path).read_text()[-3000:]}")
-        time.sleep(0.02)
+        time.sleep(0.005)
     raise SystemExit(f"upload {upload_id} was not processed within {timeout}s")
 
 
@@ -204,6 +132,23 @@ def timed_copy(database_url, path):
     return elapsed, rows
 
 
+def small_posts_while_processing(endpoint, token, upload_id, worker, log_path):
+    """Small POSTs one after another until the upload is processed: their latencies, in seconds."""
+    from uploads.models import Upload
+
+    body = b'[{"email": "jason@yourcompany.com", "date": "8/16/2016", "calls": "3"}]'
+    latencies = []
+    while Upload.objects.filter(pk=upload_id, status__in=["queued", "processing"]).exists():
+        started = time.perf_counter()
+        response = post(endpoint, token, body, content_type="application/json")
+        latencies.append(time.perf_counter() - started)
+        if response.status_code != 201:
+            raise SystemExit(f"a small POST answered {response.status_code}: {response.text[:300]}")
+        if worker.poll() is not None:
+            raise SystemExit(f"the Celery worker exited:\n{Path(log_path).read_text()[-3000:]}")
+    return latencies
+
+
 def main():
     workdir = Path(tempfile.mkdtemp(prefix="portal-bench-"))
     env = dict(os.environ)
@@ -231,8 +176,9 @@ def main():
         port = free_port()
         base = f"http://127.0.0.1:{port}"
         demo = json.loads(manage(env, "demo", "--json", "--tenant", TENANT, "--base-url", base))
-        activity = next(i for i in demo["integrations"] if i["data_type"] == "activity")
+        activity = next(i for i in demo["integrations"] if i.get("data_type") == "activity")
         endpoint, token = activity["endpoint"], activity["auth_token"]
+        calls = next(i for i in demo["integrations"] if i.get("data_type") == "calls")
 
         import django
 
@@ -242,10 +188,22 @@ def main():
         from integrations.models import Integration
         from uploads.purge import purge_integration
 
-        # Start from an empty integration, so that every run writes the same values anew.
-        integration = Integration.objects.get(tenant__slug=TENANT, data_type="activity", direction="inbound")
-        if integration.sandbox:
-            purge_integration(integration, get_user_model().objects.get(username=demo["username"]))
+        # Start from an empty integration in Sandbox Mode (where nothing waits for an earlier upload
+        # another run left behind), so that every run writes the same values anew.
+        from integrations import services
+
+        actor = get_user_model().objects.get(username=demo["username"])
+        integration = Integration.objects.get(tenant__slug=TENANT, key="activity", direction="inbound")
+        integration = services.set_sandbox(integration, actor, True)
+        purge_integration(integration, actor)
+        if on_postgres:
+            # What autovacuum does in production (this machine's PostgreSQL runs without it): without
+            # it every run's purged values stay in the indexes, and each run writes slower than the last.
+            from django.db import connection
+
+            with connection.cursor() as cursor:
+                cursor.execute("VACUUM ANALYZE uploads_metricvalue")
+                cursor.execute("VACUUM ANALYZE uploads_upload")
 
         data, rows = make_csv()
         csv_path = workdir / "activity.csv"
@@ -261,7 +219,8 @@ def main():
         # that are timed: a process's first request pays for imports (pandas alone takes 0.3-0.5 s).
         web = start(env, ["gunicorn", "portal.wsgi", "--bind", f"127.0.0.1:{port}", "--workers", "1",
                           "--threads", "4", "--timeout", "300"], open(web_log, "w"))
-        worker = start(env, ["celery", "-A", "portal", "worker", "--loglevel=WARNING", "--concurrency=1",
+        # The worker as bin/run starts it (its pool), with one slot: the warm-up warms the one that is timed.
+        worker = start(env, [*(a for a in run_worker_args() if not a.startswith("--concurrency")), "--concurrency=1",
                              "--without-gossip", "--without-mingle"], open(worker_log, "w"))
         wait_for_http(f"{base}/login/", web, web_log)
 
@@ -314,11 +273,23 @@ def main():
         else:
             print("(e) COPY: skipped (DATABASE_URL is not PostgreSQL)", flush=True)
 
+        # (f) the same file again (every value replaced), and small POSTs meanwhile
+        response = post(endpoint, token, data)
+        if response.status_code != 201:
+            raise SystemExit(f"POST answered {response.status_code}: {response.text[:500]}")
+        again = response.json()["id"]
+        small = small_posts_while_processing(calls["endpoint"], calls["auth_token"], again, worker, worker_log)
+        _, upload = wait_until_done(again, worker, worker_log)
+        f = max(small, default=math.nan)
+        print(f"(f) the file sent again ({upload.status}, processing {upload.duration_seconds or math.nan:.3f} s in "
+              f"the worker); {len(small)} small POSTs meanwhile: slowest {f * 1000:.0f} ms, median "
+              f"{statistics.median(small) * 1000 if small else math.nan:.0f} ms", flush=True)
+
         print(f"load average at the end: {os.getloadavg()[0]:.1f}", flush=True)
-        print(f"targets (PostgreSQL): b/a <= 10: {b / a:.2f}; c/e <= 3: {c / e:.2f}; "
-              f"worker peak <= 400 MB: {worker_peak:.0f}", flush=True)
-        print(f"RESULT accept_vs_read_csv={b / a:.2f} complete_vs_copy={c / e:.2f} worker_peak_mb={worker_peak:.0f}",
-              flush=True)
+        print(f"targets (PostgreSQL): b/a <= 5: {b / a:.2f}; c/e <= 2: {c / e:.2f}; "
+              f"worker peak <= 250 MB: {worker_peak:.0f}", flush=True)
+        print(f"RESULT accept_vs_read_csv={b / a:.2f} complete_vs_copy={c / e:.2f} worker_peak_mb={worker_peak:.0f} "
+              f"small_post_during_processing_max_ms={f * 1000:.0f}", flush=True)
     finally:
         stop(web)
         stop(worker)

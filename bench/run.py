@@ -12,7 +12,7 @@ import sys
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
-ORDER = ["intake"]  # any other bench_*.py runs after these, in name order
+ORDER = ["intake", "queue", "delivery", "small_intake"]  # any other bench_*.py runs after these, in name order
 
 
 def benchmarks(wanted):

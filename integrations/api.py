@@ -9,11 +9,13 @@ The protocol's settings form checks them.
 """
 
 from django.core.exceptions import ValidationError as DjangoValidationError
+from django.http import Http404
 from drf_spectacular.utils import extend_schema, extend_schema_view
-from rest_framework import parsers, serializers, viewsets
+from rest_framework import serializers, viewsets
 
 from . import registry, services
 from .models import Direction, Integration, Metric
+from .rest import JSONParser
 
 
 def drf_errors(exc):
@@ -34,10 +36,41 @@ def settings_help():
     return " ".join(lines)
 
 
+def json_types(serializer, data):
+    """JSON values of the types the schema says, before DRF's fields coerce them (5 into "5",
+    "true" into True, "7" into 7): a request the schema does not allow is refused."""
+    if not isinstance(data, dict):
+        return
+    wrong = {}
+    for name, field in serializer.fields.items():
+        if field.read_only or name not in data or data[name] is None:
+            continue
+        value = data[name]
+        if isinstance(field, serializers.BooleanField):
+            ok = isinstance(value, bool)
+        elif isinstance(field, serializers.IntegerField):
+            ok = isinstance(value, int) and not isinstance(value, bool)
+        elif isinstance(field, serializers.CharField):
+            ok = isinstance(value, str)
+        elif isinstance(field, serializers.DictField):
+            ok = isinstance(value, dict) and (not isinstance(field.child, serializers.CharField)
+                                              or all(isinstance(v, str) for v in value.values()))
+        else:
+            continue
+        if not ok:
+            wrong[name] = [f"Not of the type the schema says ({type(value).__name__} given)."]
+    if wrong:
+        raise serializers.ValidationError(wrong)
+
+
 class MetricSerializer(serializers.ModelSerializer):
     class Meta:
         model = Metric
         fields = ["name", "source_key", "aggregation"]
+
+    def to_internal_value(self, data):
+        json_types(self, data)
+        return super().to_internal_value(data)
 
 
 class IntegrationSerializer(serializers.ModelSerializer):
@@ -85,15 +118,18 @@ class IntegrationSerializer(serializers.ModelSerializer):
             data = {name: value for name, value in data.items() if name != "endpoint"}  # its own, as a GET gave it
         if hasattr(data, "items"):
             data = self._settings_beside(data)
+        json_types(self, data)
         return super().to_internal_value(data)
 
     def _settings_beside(self, data):
         """Protocol settings given beside the generic fields go into `settings`."""
         slug = data.get("protocol") or (self.instance.protocol if self.instance else "data_integration")
         try:
-            form = registry.get(slug).settings_form
+            form = registry.get(slug).settings_form if isinstance(slug, str) else None
         except DjangoValidationError:
             return data  # the protocol field reports it
+        if form is None and not isinstance(slug, str):
+            return data  # not a protocol's name at all: the protocol field reports it
         names = set(form.base_fields) if form else set()
         data = dict(data)
         settings = dict(data.get("settings") or {}) if isinstance(data.get("settings"), dict) else {}
@@ -126,7 +162,8 @@ class IntegrationSerializer(serializers.ModelSerializer):
 
     @staticmethod
     def _metric_list(metrics):
-        return sorted((m["name"], m["source_key"], m["aggregation"]) for m in metrics)
+        # A PATCH validates partially: a metric sent back may lack a field (it then differs).
+        return sorted((m.get("name", ""), m.get("source_key", ""), m.get("aggregation", "")) for m in metrics)
 
     def create(self, validated_data):
         request = self.context["request"]
@@ -138,11 +175,17 @@ class IntegrationSerializer(serializers.ModelSerializer):
 
     def update(self, instance, validated_data):
         credentials = validated_data.pop("credentials", None)
+        if credentials is not None and instance.is_inbound:
+            raise serializers.ValidationError({"credentials": "Inbound integrations get their credentials from the "
+                                                              "portal (Credentials tab); credentials are for outbound "
+                                                              "ones."})
         try:
             return services.update_integration(instance, self.context["request"].user, validated_data,
                                                credentials=credentials)
         except DjangoValidationError as exc:
             raise drf_errors(exc) from None
+        except Integration.DoesNotExist:  # deleted meanwhile (a DELETE won the race)
+            raise Http404 from None
 
 
 @extend_schema_view(
@@ -159,7 +202,8 @@ class IntegrationViewSet(viewsets.ModelViewSet):
     serializer_class = IntegrationSerializer
     queryset = Integration.objects.all()  # narrowed to the caller's tenant in get_queryset
     http_method_names = ["get", "post", "patch", "delete", "head", "options"]
-    parser_classes = [parsers.JSONParser]  # nested metrics, settings and credentials need JSON
+    parser_classes = [JSONParser]  # nested metrics, settings and credentials need JSON
+    lookup_value_regex = "[^/]+"  # any id reaches the view: one that is not a number is a JSON 404 too
 
     def get_queryset(self):
         return Integration.objects.filter(tenant=self.request.user.tenant).prefetch_related("metrics").order_by(
@@ -167,4 +211,7 @@ class IntegrationViewSet(viewsets.ModelViewSet):
         )
 
     def perform_destroy(self, instance):
-        services.delete_integration(instance, self.request.user)
+        try:
+            services.delete_integration(instance, self.request.user)
+        except Integration.DoesNotExist:  # deleted meanwhile by another request
+            raise Http404 from None

@@ -1,3 +1,5 @@
+import re
+
 from django import forms
 from django.db import models
 
@@ -10,6 +12,13 @@ def https_by_default(model_field, **kwargs):
     if isinstance(model_field, models.URLField):
         kwargs.setdefault("assume_scheme", "https")
     return model_field.formfield(**kwargs)
+
+
+def written_date(day, date_format):
+    """A date as a date format typed like "M/D/YYYY" writes it: 8/16/2016."""
+    parts = {"YYYY": f"{day.year}", "MM": f"{day.month:02}", "DD": f"{day.day:02}", "M": f"{day.month}",
+             "D": f"{day.day}"}
+    return re.sub(r"YYYY|MM|DD|M|D", lambda m: parts[m.group(0)], date_format)
 
 
 class FieldKeysField(forms.CharField):
@@ -97,7 +106,8 @@ class SettingsForm(forms.ModelForm):
         labels = {"sandbox": "Sandbox Mode"}
         help_texts = {
             "sandbox": "In Sandbox Mode, values are not shown outside the integration and a bad file "
-            "does not halt processing. Unpurged sandbox data counts once Sandbox Mode is off.",
+            "does not halt processing. Unpurged sandbox data counts once Sandbox Mode is off: turning it "
+            "off asks you to confirm, and says how much.",
         }
 
 
@@ -107,6 +117,7 @@ class OutboundSettingsForm(forms.ModelForm):
         fields = ["name", "enabled", "sandbox", "endpoint_url", "max_attempts"]
         formfield_callback = https_by_default
         labels = {"sandbox": "Sandbox Mode (dry run: nothing is sent)"}
+        help_texts = {"sandbox": "Turning it off asks you to confirm: from then on files are sent to the vendor."}
 
 
 def vault_form(protocol, *, creating):

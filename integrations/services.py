@@ -8,6 +8,7 @@ from django.core.exceptions import ValidationError
 from django.db import transaction
 
 from portal.audit import Action, record
+from portal.models import Tenant
 
 from .models import ApiToken, Integration, IntegrationToken
 from .signals import sandbox_left
@@ -85,7 +86,7 @@ def update_integration(integration, actor, changes, credentials=None):
     if credentials:
         integration.set_vendor_credentials(credentials)
     integration.full_clean()
-    integration.save()
+    integration.save(force_update=True)  # an update, never an INSERT bringing a deleted row back
     after = {**{name: getattr(integration, name) for name in GENERIC_FIELDS},
              **integration.protocol_spec.settings_of(integration)}
     changed = sorted(name for name in after if after[name] != before.get(name))
@@ -142,6 +143,9 @@ def delete_metric(metric, actor):
 
 @transaction.atomic
 def delete_integration(integration, actor):
+    """Raises Integration.DoesNotExist when it is gone already. Takes the row lock first, as an
+    update does, so that a change racing the delete either lands before it or finds nothing."""
+    integration = Integration.objects.select_for_update().get(pk=integration.pk)
     record(integration.tenant, actor, Action.INTEGRATION_DELETED, integration.name, None,
            protocol=integration.protocol, key=integration.key)
     integration.delete()
@@ -165,7 +169,12 @@ def regenerate_integration_token(integration, actor):
 def issue_api_token(tenant, actor, name, scope=ApiToken.Scope.READ, kind=ApiToken.Kind.STANDARD):
     """Returns (row, plaintext). File Upload API tokens are capped at 5 active (seed 003)."""
     if kind == ApiToken.Kind.FILE_UPLOAD:
-        active = ApiToken.objects.select_for_update().filter(tenant=tenant, kind=kind).active().count()
+        # The tenant's row is the lock (PostgreSQL): two creations at once count one after the
+        # other, so that neither makes a 6th. (Locking the active tokens would not do: with none,
+        # or with the other's new row unseen, both would count 4.) SQLite's IMMEDIATE transactions
+        # serialize writers already.
+        Tenant.objects.select_for_update().filter(pk=tenant.pk).first()
+        active = ApiToken.objects.filter(tenant=tenant, kind=kind).active().count()
         if active >= ApiToken.MAX_ACTIVE_FILE_UPLOAD:
             raise ValidationError(
                 f"This tenant already has {ApiToken.MAX_ACTIVE_FILE_UPLOAD} active File Upload API tokens; "

@@ -3,9 +3,14 @@
 Thin: parse the form, call a service, render.
 """
 
+import csv
+import json
+
 from django.contrib import messages
 from django.core.exceptions import ValidationError
+from django.http import Http404, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
+from django.utils import timezone
 from django.views.decorators.http import require_POST
 
 from portal.tenancy import tenant_view
@@ -14,6 +19,7 @@ from . import services
 from . import registry
 from .forms import (
     ApiTokenForm, IntegrationCreateForm, MetricForm, OutboundSettingsForm, SettingsForm, vault_form, vault_values,
+    written_date,
 )
 from .models import ApiToken, Integration
 
@@ -73,7 +79,8 @@ def integration_create(request):
                 _add_errors(form, exc)
             else:
                 messages.success(request, f"Integration “{integration.name}” created, in Sandbox Mode.")
-                return redirect(integration)
+                # Its overview says what is left to do: the setup checklist.
+                return redirect("integration_overview", request.tenant.slug, integration.pk)
     return render(request, "integrations/create.html", {"form": form, "protocol_forms": protocol_forms})
 
 
@@ -89,6 +96,7 @@ def _add_errors(form, exc):
 @tenant_view()
 def integration_settings(request, pk):
     integration = _integration(request, pk)
+    in_sandbox = integration.sandbox  # before the form, which writes what it cleans onto the instance
     form_class = SettingsForm if integration.is_inbound else OutboundSettingsForm
     form = form_class(request.POST or None, instance=integration)
     vault = None if integration.is_inbound else vault_form(integration.protocol_spec, creating=False)(
@@ -98,14 +106,22 @@ def integration_settings(request, pk):
             return _forbidden(request)
         if form.is_valid() and (vault is None or vault.is_valid()):
             changes = {name: form.cleaned_data[name] for name in form.Meta.fields}
+            # Sandbox Mode off is confirmed on a page of its own, which says what starts counting.
+            leaving_sandbox = in_sandbox and not changes["sandbox"]
+            if leaving_sandbox:
+                del changes["sandbox"]
             try:
                 services.update_integration(_integration(request, pk), request.user, changes,
                                             credentials=vault_values(vault) if vault else None)
             except ValidationError as exc:
                 _add_errors(form, exc)
             else:
-                messages.success(request, "Settings saved.")
-                return redirect(integration)
+                if not leaving_sandbox:
+                    messages.success(request, "Settings saved.")
+                    return redirect(integration)
+                if set(form.changed_data) - {"sandbox"} or (vault is not None and vault_values(vault)):
+                    messages.success(request, "Your other changes are saved.")
+                return redirect("integration_sandbox_off", request.tenant.slug, pk)
     return _tab(request, integration, "settings", form=form, vault=vault)
 
 
@@ -165,8 +181,63 @@ def integration_credentials(request, pk):
 def _credentials(request, integration):
     issued = integration.protocol_spec.issued
     tokens = integration.tokens.active()
+    records = sample_records(integration, 1)
     return {"active_token": tokens.filter(kind=issued.kind).first() if issued else None,
-            "issued": issued, "endpoint": integration.endpoint(request)}
+            "issued": issued, "endpoint": integration.endpoint(request),
+            "sample_body": json.dumps(records) if records else "", "sample_name": sample_name(integration)}
+
+
+# --- A sample file, from the integration's own field keys --------------------------------------
+
+SAMPLE_USERS = ["jason@yourcompany.com", "maria@yourcompany.com", "li@yourcompany.com"]
+SAMPLE_NUMBERS = ["3", "5", "2"]
+
+
+def sample_records(integration, count=3):
+    """Records a client could send to this integration: every field key, the user key naming a
+    user, the date key today's date in the integration's date format, every other key a number (as
+    text, as the seed's own example has it: any of them may become a metric's source). [] when the
+    protocol has no field keys."""
+    spec = integration.protocol_spec
+    settings = spec.settings_of(integration)
+    keys = list(settings.get("field_keys") or [])
+    if not keys:
+        return []
+    user_key, date_key = settings.get("user_key"), settings.get("date_key")
+    numbers = set(spec.metric_source_keys(integration)) if spec.has_metrics else set()
+    today = written_date(timezone.localdate(), settings.get("date_format") or "YYYY-MM-DD")
+    records = []
+    for n in range(count):
+        user = SAMPLE_USERS[n % len(SAMPLE_USERS)]
+        records.append({key: (user if "email" in key.lower() else user.split("@")[0]) if key == user_key
+                        else today if key == date_key
+                        else SAMPLE_NUMBERS[n % len(SAMPLE_NUMBERS)] if key in numbers
+                        else "example" for key in keys})
+    return records
+
+
+def sample_name(integration):
+    data_format = integration.protocol_spec.settings_of(integration).get("data_format") or "csv"
+    return f"{integration.key or 'sample'}-sample.{data_format}"
+
+
+@tenant_view()
+def integration_sample(request, pk):
+    """A small file in the integration's Data Format, to send as a first test."""
+    integration = _integration(request, pk)
+    records = sample_records(integration)
+    if not records:
+        raise Http404("This integration's protocol has no field keys to make a sample of.")
+    name = sample_name(integration)
+    if name.endswith(".json"):
+        response = HttpResponse(json.dumps(records, indent=2) + "\n", content_type="application/json")
+    else:
+        response = HttpResponse(content_type="text/csv; charset=utf-8")
+        writer = csv.DictWriter(response, fieldnames=list(records[0]), lineterminator="\n")
+        writer.writeheader()
+        writer.writerows(records)
+    response["Content-Disposition"] = f'attachment; filename="{name}"'
+    return response
 
 
 @tenant_view(edit=True)

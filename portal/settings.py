@@ -19,7 +19,9 @@ environ.Env.read_env(BASE_DIR / ".env")  # optional; real environment wins
 
 # --- Core -------------------------------------------------------------------
 SECRET_KEY = env("SECRET_KEY", default="dev-only-insecure-key-change-me-in-production")
-DEBUG = env.bool("DEBUG", default=True)
+# Off unless asked for: a user meets the portal's own error pages, not Django's technical ones
+# (DEBUG=true shows those, for a developer).
+DEBUG = env.bool("DEBUG", default=False)
 ALLOWED_HOSTS = env.list("ALLOWED_HOSTS", default=["127.0.0.1", "localhost", "testserver"])
 CSRF_TRUSTED_ORIGINS = env.list("CSRF_TRUSTED_ORIGINS", default=[])
 
@@ -45,6 +47,9 @@ INSTALLED_APPS = [
 PROTOCOL_APPS = [
     "integrations.protocols.data_integration",
     "integrations.protocols.source_import",
+    "integrations.protocols.public_api",
+    "integrations.protocols.upload_api",
+    "integrations.protocols.file_upload",
 ]
 INSTALLED_APPS += PROTOCOL_APPS
 
@@ -57,6 +62,8 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    # Every request to a protocol's endpoint, accepted or refused, in the history (uploads.request_log).
+    "uploads.request_log.RequestLogMiddleware",
 ]
 
 ROOT_URLCONF = "portal.urls"
@@ -96,6 +103,19 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
         "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
     })
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+# --- Cache ------------------------------------------------------------------------
+# Shared by every web process (the score APIs' throttling counts in it): a table of the
+# database on the embedded defaults (`manage.py createcachetable` makes it), the Redis server
+# of the broker when there is one, or CACHE_URL (django-environ: redis://…, dbcache://table …).
+_redis_broker = env("CELERY_BROKER_URL", default="").startswith(("redis://", "rediss://"))
+CACHES = {
+    "default": env.cache("CACHE_URL", default=env("CELERY_BROKER_URL") if _redis_broker else "dbcache://portal_cache"),
+}
+CACHES["default"].setdefault("KEY_PREFIX", "portal")  # beside Celery's own keys on a shared Redis
+if CACHES["default"]["BACKEND"].endswith("DatabaseCache"):
+    # Past MAX_ENTRIES the table drops a third of its rows, throttle histories with them.
+    CACHES["default"].setdefault("OPTIONS", {}).setdefault("MAX_ENTRIES", 100_000)
 
 # --- Auth -------------------------------------------------------------------
 AUTH_PASSWORD_VALIDATORS = [
@@ -139,7 +159,14 @@ if S3_BUCKET:
 # Request bodies: the data endpoint enforces its own 15 MB limit (seed 000) while
 # streaming; Django's in-memory cap stays at its default for forms.
 FILE_UPLOAD_MAX_MEMORY_SIZE = 2_621_440
+# Larger files go to a temporary file whose name does not carry the file's own extension.
+FILE_UPLOAD_HANDLERS = ["django.core.files.uploadhandler.MemoryFileUploadHandler",
+                        "uploads.intake.TemporaryFileUploadHandler"]
 DATA_UPLOAD_MAX_MEMORY_SIZE = 2_621_440
+
+# Email (reference 003's notice of a file received): printed to the console unless EMAIL_BACKEND
+# (and Django's EMAIL_HOST …) say otherwise.
+EMAIL_BACKEND = env("EMAIL_BACKEND", default="django.core.mail.backends.console.EmailBackend")
 
 # --- Secrets kept for vendors ---------------------------------------------------
 # Fernet key for outbound credentials. Set PORTAL_SECRETS_KEY in production (a urlsafe
@@ -151,6 +178,9 @@ PORTAL_SECRETS_KEY = env(
 )
 # Outbound calls to non-public addresses are refused unless their network is listed here.
 PORTAL_OUTBOUND_ALLOWED_NETWORKS = env.list("PORTAL_OUTBOUND_ALLOWED_NETWORKS", default=[])
+# Certificate authorities that vendors' certificates are checked against (a PEM file), for a
+# vendor whose certificate a private CA signed; empty: the public ones (certifi's bundle).
+PORTAL_OUTBOUND_CA_BUNDLE = env("PORTAL_OUTBOUND_CA_BUNDLE", default="")
 # Public base URL used to show absolute endpoints when there is no request at hand.
 PORTAL_BASE_URL = env("PORTAL_BASE_URL", default="http://127.0.0.1:8000")
 
@@ -159,6 +189,7 @@ BROKER_DIR = VAR_DIR / "broker"
 CELERY_BROKER_URL = env("CELERY_BROKER_URL", default="filesystem://")
 CELERY_BROKER_TRANSPORT_OPTIONS = {}
 if CELERY_BROKER_URL.startswith("filesystem://"):
+    CELERY_BROKER_TRANSPORT = "portal.broker:Transport"  # atomic message files (portal/broker.py)
     _broker_dir = Path(env("CELERY_BROKER_FOLDER", default=str(BROKER_DIR)))
     _broker_dir.mkdir(parents=True, exist_ok=True)  # kombu's filesystem transport expects it
     CELERY_BROKER_TRANSPORT_OPTIONS = {
@@ -167,32 +198,62 @@ if CELERY_BROKER_URL.startswith("filesystem://"):
         "processed_folder": str(_broker_dir),
         "store_processed": False,
         "control_folder": str(_broker_dir / "control"),  # else kombu writes ./control
+        # How often an idle worker looks for a new message (kombu's default is every second,
+        # which an upload spent waiting; a look lists one folder: well under 1 % of a core).
+        "polling_interval": env.float("PORTAL_BROKER_POLLING_SECONDS", default=0.02),
     }
 CELERY_RESULT_BACKEND = "django-db"
 CELERY_RESULT_EXTENDED = True
 CELERY_TASK_ACKS_LATE = True  # a worker that dies mid-task leaves the task for another
 CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
+# Celery closes a task's database connection before and after every task unless told to reuse
+# it: a new connection (and PostgreSQL backend) per task cost ~10 ms, more than a small task's
+# own queries. Reused for this many tasks, then opened anew (a connection a database restart
+# broke is replaced by then).
+CELERY_DB_REUSE_MAX = env.int("CELERY_DB_REUSE_MAX", default=50)
 CELERY_TASK_ALWAYS_EAGER = env.bool("CELERY_TASK_ALWAYS_EAGER", default=False)
 CELERY_TASK_EAGER_PROPAGATES = True
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 # Work whose task was lost (a worker killed mid-task: the filesystem broker forgets a message
-# once read) is sent again after PORTAL_REQUEUE_AFTER_SECONDS; `celery beat` (embedded in
-# `make run`'s worker) looks every 5 minutes.
-PORTAL_REQUEUE_AFTER_SECONDS = env.int("PORTAL_REQUEUE_AFTER_SECONDS", default=600)
+# once read, Redis hands it back only after an hour) is sent again once it has waited
+# PORTAL_REQUEUE_AFTER_SECONDS; `celery beat` (embedded in `make run`'s worker) looks every
+# PORTAL_REQUEUE_CHECK_SECONDS. Sending again is harmless (every task claims its work first),
+# so both are short: a dead worker's upload is processed again within about a minute and a
+# half (docs/operations.md, Reliability).
+PORTAL_REQUEUE_AFTER_SECONDS = env.int("PORTAL_REQUEUE_AFTER_SECONDS", default=60)
+PORTAL_REQUEUE_CHECK_SECONDS = env.float("PORTAL_REQUEUE_CHECK_SECONDS", default=15.0)
 CELERY_BEAT_SCHEDULE = {
-    "requeue-stalled-uploads": {"task": "uploads.tasks.requeue_stalled_uploads", "schedule": 300.0},
-    "requeue-stalled-dispatches": {"task": "uploads.tasks.requeue_stalled_dispatches", "schedule": 300.0},
+    "requeue-stalled-uploads": {"task": "uploads.tasks.requeue_stalled_uploads",
+                                "schedule": PORTAL_REQUEUE_CHECK_SECONDS},
+    "requeue-stalled-dispatches": {"task": "uploads.tasks.requeue_stalled_dispatches",
+                                   "schedule": PORTAL_REQUEUE_CHECK_SECONDS},
+    # Reference 001 outbound: start the pulls that are due, and resume those whose task was lost.
+    "public-api-pulls": {"task": "integrations.protocols.public_api.tasks.pull_due", "schedule": 60.0},
+    # Reference 002: expired Upload API access tokens (stored as hashes) are deleted hourly.
+    "clear-expired-upload-api-tokens": {"task": "integrations.protocols.upload_api.tasks.clear_expired_tokens",
+                                        "schedule": 3600.0},
+    # Reference 003: files arrived in S3, URLs expired unused, partial files of killed PUTs.
+    "file-upload-checks": {"task": "integrations.protocols.file_upload.tasks.check_files", "schedule": 60.0},
 }
 CELERY_BEAT_SCHEDULE_FILENAME = str(VAR_DIR / "celerybeat-schedule")
 
 # --- REST API ---------------------------------------------------------------------
 REST_FRAMEWORK = {
-    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "DEFAULT_SCHEMA_CLASS": "integrations.schema.ApiSchema",  # documents the error answers too
     "DEFAULT_AUTHENTICATION_CLASSES": ["integrations.auth.ApiTokenAuthentication"],
     "DEFAULT_PERMISSION_CLASSES": ["integrations.auth.ApiTokenScope"],
-    "DEFAULT_PAGINATION_CLASS": "rest_framework.pagination.LimitOffsetPagination",
+    # limit/offset checked against the schema's bounds; JSON nested too deeply is a 400, not a 500.
+    "DEFAULT_PAGINATION_CLASS": "integrations.rest.Pagination",
+    "DEFAULT_PARSER_CLASSES": ["integrations.rest.JSONParser", "rest_framework.parsers.FormParser",
+                               "rest_framework.parsers.MultiPartParser"],
     "PAGE_SIZE": 100,
+    # Reference 001: each Scores API allows 30 calls a minute and 1000 a day per tenant
+    # (integrations.protocols.public_api.throttling).
+    "DEFAULT_THROTTLE_RATES": {
+        "activity_score": "30/minute", "activity_score_day": "1000/day",
+        "objective_score": "30/minute", "objective_score_day": "1000/day",
+    },
 }
 SPECTACULAR_SETTINGS = {
     "TITLE": "Integration portal API",
@@ -211,12 +272,36 @@ SPECTACULAR_SETTINGS = {
 
 OAUTH2_PROVIDER = {
     "SCOPES": {"platform_upload_api": "Upload data through the Upload API"},
+    "DEFAULT_SCOPES": ["platform_upload_api"],
     "ACCESS_TOKEN_EXPIRE_SECONDS": 3600,
+    # Reference 002: client secrets are hashed (DOT's default, hash_client_secret); access tokens
+    # are stored only as their SHA-256 (RFC 9700) and accepted from the Authorization header,
+    # never from a URL's query string.
+    "COMPLIANT_BCP_RFC9700_TOKEN_STORAGE": True,
+    "COMPLIANT_BCP_RFC9700_ACCESS_TOKEN_TRANSPORT": True,
 }
+# DOT's own Application model, named so that the Upload API's migrations can depend on it.
+OAUTH2_PROVIDER_APPLICATION_MODEL = "oauth2_provider.Application"
+
+
+# --- Logging -----------------------------------------------------------------------
+def _refusals_without_traceback(record):
+    """A 403 is an answer (a viewer refused an edit), not a fault: one line in the log, no traceback."""
+    if getattr(record, "status_code", None) == 403:
+        record.exc_info, record.exc_text = None, None
+    return True
+
 
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
+    "filters": {"refusals_without_traceback": {"()": lambda: _refusals_without_traceback}},
     "handlers": {"console": {"class": "logging.StreamHandler"}},
     "root": {"handlers": ["console"], "level": env("LOG_LEVEL", default="INFO")},
+    # Django's own loggers write once, to the console above (its default handler would repeat
+    # each line when DEBUG is on).
+    "loggers": {
+        "django": {"handlers": ["console"], "level": env("LOG_LEVEL", default="INFO"), "propagate": False},
+        "django.request": {"filters": ["refusals_without_traceback"]},
+    },
 }

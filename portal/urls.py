@@ -21,3 +21,5 @@ urlpatterns = [
     path("t/<slug:slug>/", include(tenant_patterns)),
     path("api/", include("portal.api_urls")),
 ]
+
+handler404 = "portal.views.not_found"

@@ -25,7 +25,8 @@ def test_demo_is_idempotent_and_issues_fresh_tokens(settings):
     settings.PORTAL_OUTBOUND_ALLOWED_NETWORKS = ["127.0.0.0/8"]
     first = run_demo("--base-url", "http://127.0.0.1:8000")
     second = run_demo("--base-url", "http://127.0.0.1:8000")
-    assert set(first) == {"base_url", "tenant", "username", "password", "api_token", "integrations"}
+    assert set(first) == {"base_url", "tenant", "username", "password", "api_token", "integrations",
+                          "support_username", "admin_url"}
     assert first["tenant"] == "demo" and Tenant.objects.count() == 1
     # An inbound integration of every protocol, and the outbound one; the same ones the second time.
     assert {i["protocol"] for i in second["integrations"]} == {
@@ -43,11 +44,12 @@ def test_demo_is_idempotent_and_issues_fresh_tokens(settings):
     assert ApiToken.objects.find(second["api_token"]).can_write
     assert IntegrationToken.objects.find(calls["auth_token"]).integration.key == "calls"
     # The outbound one sends to the portal's own calls endpoint, with that endpoint's current token.
-    outbound = Integration.objects.get(direction="outbound")
+    outbound = Integration.objects.get(direction="outbound", key="calls")
     assert outbound.sandbox and outbound.endpoint_url == calls["endpoint"]
     assert outbound.read_vendor_credentials() == {"auth_token": calls["auth_token"]}
-    integration = Integration.objects.get(key="activity")
-    assert integration.sandbox and integration.settings["data_format"] == "csv"
+    # Its activity integration is out of Sandbox Mode: its month of values counts towards the scores.
+    integration = Integration.objects.get(key="activity", direction="inbound")
+    assert not integration.sandbox and integration.settings["data_format"] == "csv"
     assert sorted(integration.metrics.values_list("name", flat=True)) == ["calls", "deals", "talk_minutes"]
 
 

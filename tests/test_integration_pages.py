@@ -47,8 +47,13 @@ def test_create_shows_field_errors_beside_fields(owner_client, tenant, calls_int
 
 
 def test_settings_toggle_sandbox_is_audited(owner_client, tenant, calls_integration):
-    owner_client.post(url("integration_settings", tenant, calls_integration.pk),
-                      {"name": "Calls", "enabled": "on"})  # sandbox checkbox left unticked
+    response = owner_client.post(url("integration_settings", tenant, calls_integration.pk),
+                                 {"name": "Calls", "enabled": "on"})  # sandbox checkbox left unticked
+    # Sandbox Mode off is confirmed on its own page first (tests/test_onboarding.py says what it shows).
+    assert response.url == url("integration_sandbox_off", tenant, calls_integration.pk)
+    calls_integration.refresh_from_db()
+    assert calls_integration.sandbox is True
+    owner_client.post(response.url)
     calls_integration.refresh_from_db()
     assert calls_integration.sandbox is False
     assert AuditEvent.objects.filter(action="sandbox.disabled", integration=calls_integration).exists()

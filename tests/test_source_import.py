@@ -11,8 +11,10 @@ import json
 import threading
 
 import pytest
+import requests
 from django.core.exceptions import ValidationError
 from django.urls import reverse
+from pytest_httpserver import HTTPServer
 from werkzeug import Response
 
 from integrations import registry, services
@@ -232,19 +234,14 @@ def test_purge_all_data_deletes_the_entries(owner_client, tenant, source, api_ke
     assert Upload.objects.get(integration=source).status == "purged"
 
 
-def test_the_credentials_tab_shows_endpoint_source_id_example_and_newest_entries(
-        owner_client, tenant, source, api_key, django_capture_on_commit_callbacks):
-    with django_capture_on_commit_callbacks(execute=True):
-        post(owner_client, api_key, {"source_id": "src-1", "payload": entries(60)})
-
+def test_the_credentials_tab_shows_endpoint_source_id_and_example(owner_client, tenant, source, api_key):
     page = owner_client.get(reverse("integration_credentials", args=[tenant.slug, source.pk])).content.decode()
 
     assert "http://testserver/api/v1/source/import" in page and "src-1" in page
     assert "X-API-KEY: your_api_key" in page and "2024-03-08 00:29:00" in page
     assert api_key not in page and api_key.split(".")[0] in page  # only masked
-    newest = FeedbackEntry.objects.filter(integration=source)[:50]
-    assert all(f"<td>{e.name}</td>" in page for e in newest)
-    assert page.count("<tr><td>2024-") == 50
+    # What the source received is on its Entries tab (tests/test_source_import_entries.py).
+    assert reverse("source_import_entries", args=[tenant.slug, source.pk]) in page
 
 
 def test_the_source_tab_changes_the_source_id(owner_client, tenant, source, api_key):
@@ -518,3 +515,52 @@ def test_1200_entries_sent_to_the_portals_own_endpoint_are_stored_once(live_serv
     assert [u.message for u in Upload.objects.filter(integration=inbound).order_by("id")][3:] == [
         "500 entries, 0 new", "500 entries, 0 new", "200 entries, 0 new"]
     assert inbound_key not in json.dumps(list(CallLog.objects.values()), default=str)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_batch_sent_again_after_a_read_timeout_is_stored_once_by_the_portal(live_server, settings, tenant, owner):
+    """The protocol has no idempotency key: a batch whose answer never came is sent again,
+    though the receiver may have it already. The portal, receiving, stores it once."""
+    settings.PORTAL_OUTBOUND_READ_TIMEOUT = 2
+    inbound = services.create_integration(tenant, owner, name="Feedback", protocol="source_import",
+                                          source_id="src-1")
+    inbound_key = services.regenerate_integration_token(inbound, owner)
+    retried, forwarded = threading.Event(), []
+
+    def slow_second_answer(request):
+        """Passes each batch on to the portal; the first answer to batch 2 comes only once the
+        sender, having given up on it, sends batch 2 again."""
+        answer = requests.post(live_server.url + ENDPOINT, data=request.data, timeout=30, headers={
+            "X-API-KEY": request.headers["X-API-KEY"], "Content-Type": request.headers["Content-Type"]})
+        forwarded.append(json.loads(request.data)["payload"][0]["name"])
+        if len(forwarded) == 2:
+            retried.wait(20)
+        elif len(forwarded) == 3:
+            retried.set()
+        return Response(answer.content, status=answer.status_code, content_type="application/json")
+
+    relay = HTTPServer(threaded=True)  # the retry comes while the first answer is still held
+    relay.expect_request(ENDPOINT, method="POST").respond_with_handler(slow_second_answer)
+    relay.start()
+    try:
+        outbound = services.create_integration(
+            tenant, owner, name="Feedback to ourselves", direction="outbound", protocol="source_import",
+            source_id="src-1", endpoint_url=relay.url_for(ENDPOINT), credentials={"api_key": inbound_key},
+            date_key="when", name_key="who", content_key="text", date_format="%d/%m/%Y %H:%M", max_attempts=3)
+        services.set_sandbox(outbound, owner, False)
+
+        sent = receive(outbound, csv_file(1200), channel="web", content_type="text/csv")  # attempts run eagerly
+    finally:
+        retried.set()
+        relay.stop()
+
+    sent.refresh_from_db()
+    assert sent.status == "delivered", sent.message
+    calls = CallLog.objects.filter(upload=sent).order_by("id")
+    assert [(c.attempt, c.status_code, c.error_class) for c in calls] == [
+        (1, 200, ""), (1, None, "ReadTimeout"), (2, 200, ""), (2, 200, "")]
+    assert forwarded == ["User 0", "User 500", "User 500", "User 1000"]
+    received = Upload.objects.filter(integration=inbound).order_by("id")
+    assert [u.message for u in received] == [
+        "500 entries, 500 new", "500 entries, 500 new", "500 entries, 0 new", "200 entries, 200 new"]
+    assert FeedbackEntry.objects.filter(integration=inbound).count() == 1200

@@ -67,8 +67,11 @@ def test_the_form_shows_the_same_errors_as_the_api_and_stores_nothing(editor_cli
     response = upload_file(editor_client, tenant, activity_integration, bad)
     assert response.status_code == 400
     page = response.content.decode()
-    assert "The file was not accepted; nothing was stored." in page
-    assert "<td>3</td><td>calls</td><td><code>import_transform_data</code></td><td>This must be a number.</td>" in page
+    assert "activity.csv was not accepted; nothing was stored." in page
+    # The errors grouped by cause: how many rows, the column, what is wrong, the value found and where.
+    report = page.split('<table class="table stack report">')[1].split("</table>")[0]
+    assert "<strong>1</strong>" in report and "<code>calls</code>" in report and "This must be a number." in report
+    assert "<code>import_transform_data</code>" in report and "“<code>lots</code>”" in report and "row 3" in report
     assert Upload.objects.count() == 0 and Account.objects.count() == 0
     assert not os.path.exists(settings.MEDIA_ROOT) or not any(files for _, _, files in os.walk(settings.MEDIA_ROOT))
 
@@ -206,9 +209,10 @@ def test_errors_download_as_csv(halted, editor_client, tenant):
     response = editor_client.get(url("upload_errors_csv", tenant, first.pk))
     assert response["Content-Type"].startswith("text/csv")
     assert f"upload-{first.pk}-errors.csv" in response["Content-Disposition"]
-    rows = list(csv.reader(io.StringIO(response.content.decode())))
-    assert rows == [["row", "column", "id", "description"],
-                    ["", "team", "import_transform_data", "The field key 'team' of the Data Format is missing from the file."]]
+    rows = list(csv.reader(io.StringIO(b"".join(response.streaming_content).decode())))
+    # The file's own columns, and an error column; an error about the whole file has no row.
+    assert rows == [["row", "email", "date", "calls", "talk_minutes", "deals", "errors"],
+                    ["", "", "", "", "", "", "team: The field key 'team' of the Data Format is missing from the file."]]
     history = editor_client.get(url("upload_history", tenant)).content.decode()
     assert url("upload_errors_csv", tenant, first.pk) in history and "1 error" in history
 

@@ -7,10 +7,11 @@ their integration: /metric-values/ lists a sandboxed integration's values only w
 """
 
 from django.core.exceptions import ValidationError as DjangoValidationError
+from django.core.validators import RegexValidator
 from drf_spectacular.utils import (
-    OpenApiParameter, OpenApiResponse, extend_schema, extend_schema_field, extend_schema_view, inline_serializer,
+    OpenApiResponse, extend_schema, extend_schema_field, extend_schema_view, inline_serializer,
 )
-from rest_framework import generics, parsers, serializers, status, viewsets
+from rest_framework import exceptions, generics, parsers, serializers, status, viewsets
 from rest_framework.decorators import action
 from rest_framework.response import Response
 
@@ -18,7 +19,7 @@ from integrations import api as integrations_api
 from integrations.models import Direction
 
 from .delivery import dispatch
-from .errors import IntakeError
+from .errors import IntakeError, error
 from .intake import MAX_UPLOAD_BYTES, content_type_for_file, receive, too_large
 from .models import MetricValue, Upload
 from .purge import purge_integration
@@ -133,29 +134,47 @@ class UploadDetailSerializer(UploadSerializer):
         return CallSerializer(upload.call_logs.order_by("created_at", "id"), many=True).data
 
 
-UPLOAD_FILTERS = [
-    OpenApiParameter("data_type", str, description="Only the uploads of integrations with this DATA_TYPE"),
-    OpenApiParameter("direction", str, enum=Direction.values, description="inbound or outbound"),
-    OpenApiParameter("status", str, enum=Upload.Status.values, description="e.g. queued, processed, failed, delivered"),
-]
+# Query strings cannot hold NUL for the database (PostgreSQL refuses it); the schema says so too.
+NO_NUL = RegexValidator(r"^[^\x00]*$", "NUL characters are not allowed.")
+
+
+def query_of(request):
+    """The query string as a plain dict: DRF reads a QueryDict as a form, where "status=" means
+    "not given"; the schema says an empty value is not a status."""
+    return request.query_params.dict()
+
+
+class UploadQuery(serializers.Serializer):
+    """The filters of the upload list; a value the schema does not allow is a 400, not an empty list."""
+
+    data_type = serializers.CharField(required=False, allow_blank=True, validators=[NO_NUL],
+                                      help_text="Only the uploads of integrations with this DATA_TYPE")
+    direction = serializers.ChoiceField(Direction.choices, required=False, help_text="inbound or outbound")
+    status = serializers.ChoiceField(Upload.Status.choices, required=False,
+                                     help_text="e.g. queued, processed, failed, delivered")
 
 
 @extend_schema_view(
-    list=extend_schema(summary="Uploads, newest first", parameters=UPLOAD_FILTERS),
+    list=extend_schema(summary="Uploads, newest first", parameters=[UploadQuery]),
     retrieve=extend_schema(summary="One upload; for outbound, with its call log"),
 )
 @extend_schema(tags=["uploads"])
 class UploadViewSet(viewsets.ReadOnlyModelViewSet):
     queryset = Upload.objects.all()  # narrowed to the caller's tenant in get_queryset
+    lookup_value_regex = "[^/]+"  # any id reaches the view: one that is not a number is a JSON 404 too
 
     def get_serializer_class(self):
         return UploadSerializer if self.action == "list" else UploadDetailSerializer
 
     def get_queryset(self):
         uploads = Upload.objects.filter(tenant=self.request.user.tenant).select_related("integration")
+        if self.action != "list":
+            return uploads
+        query = UploadQuery(data=query_of(self.request))
+        query.is_valid(raise_exception=True)
         for name, lookup in (("data_type", "integration__key"), ("direction", "integration__direction"),
                              ("status", "status")):
-            value = self.request.query_params.get(name)
+            value = query.validated_data.get(name)
             if value:
                 uploads = uploads.filter(**{lookup: value})
         return uploads
@@ -174,12 +193,13 @@ class UploadViewSet(viewsets.ReadOnlyModelViewSet):
 
 
 class MetricValueQuery(serializers.Serializer):
-    data_type = serializers.CharField(required=False, help_text=(
+    data_type = serializers.CharField(required=False, validators=[NO_NUL], help_text=(
         "Only this inbound integration's values. A sandboxed integration's values are listed only when "
         "named here."))
-    email = serializers.CharField(required=False, help_text="Only this account's values (case-insensitive)")
+    email = serializers.CharField(required=False, validators=[NO_NUL],
+                                  help_text="Only this account's values (case-insensitive)")
     date_from = serializers.DateField(required=False, help_text="YYYY-MM-DD, inclusive")
-    date_to = serializers.DateField(required=False, help_text="YYYY-MM-DD, inclusive")
+    date_to = serializers.DateField(required=False, help_text="YYYY-MM-DD, inclusive; not before date_from")
 
     def validate(self, data):
         if data.get("date_from") and data.get("date_to") and data["date_from"] > data["date_to"]:
@@ -205,7 +225,7 @@ class MetricValueList(generics.ListAPIView):
     queryset = MetricValue.objects.all()  # narrowed to the caller's tenant in get_queryset
 
     def get_queryset(self):
-        query = MetricValueQuery(data=self.request.query_params)
+        query = MetricValueQuery(data=query_of(self.request))
         query.is_valid(raise_exception=True)
         wanted = query.validated_data
         values = MetricValue.objects.filter(
@@ -254,8 +274,14 @@ class IntegrationViewSet(integrations_api.IntegrationViewSet):
         problem = too_large_to_read(integration, request)
         if problem is not None:
             return Response({"errors": problem.errors}, status=problem.status)
-        form = UploadFileSerializer(data=request.data)
-        form.is_valid(raise_exception=True)
+        try:
+            form = UploadFileSerializer(data=request.data)
+            valid = form.is_valid()
+        except exceptions.ParseError as exc:  # not multipart, or cut short
+            return Response({"errors": [error("request_malformed", str(exc.detail))]}, status=400)
+        if not valid:  # said the intake's way, as the schema says a 400 here is, and DRF's (by field)
+            return Response({"errors": [error("file_required", " ".join(str(m) for m in messages), column=name)
+                                        for name, messages in form.errors.items()], **form.errors}, status=400)
         try:
             upload = send_file(integration, form.validated_data["file"], request.user)
         except IntakeError as problem:

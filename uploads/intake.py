@@ -8,9 +8,14 @@ has committed. All or nothing: a refused submission leaves no row and no file.
 """
 
 import hashlib
+import logging
+import os
+import re
 import tempfile
 
-from django.core.files import File
+from django.core.exceptions import SuspiciousFileOperation
+from django.core.files import File, uploadhandler
+from django.core.files.uploadedfile import TemporaryUploadedFile
 from django.db import transaction
 from django.utils import timezone
 from django.utils.text import get_valid_filename
@@ -19,6 +24,8 @@ from . import queue
 from .delivery import dispatch
 from .errors import TOO_LARGE, IntakeError, error
 from .models import Upload
+
+log = logging.getLogger(__name__)
 
 # Seed 000: "There is a 15MB file size limit": 15 MiB, 15,728,640 bytes, is accepted; one more is not.
 MAX_UPLOAD_BYTES = 15 * 1024 * 1024
@@ -36,26 +43,42 @@ def _size_words(limit):
     return f"{limit // (1024 * 1024)} MB" if limit % (1024 * 1024) == 0 else f"{limit:,}-byte"
 
 
+def unreadable(exc):
+    """The request body could not be read to its end: the client stopped sending (a timeout), or
+    sent something the server cannot de-chunk. A failed request: nothing is stored."""
+    if isinstance(exc, TimeoutError) or "timed out" in str(exc).lower():  # the server's body deadline
+        return IntakeError([error("request_timeout", "The request body did not arrive in time; "
+                                                     "nothing was stored. Send it again.")], status=408)
+    log.info("Unreadable request body: %s: %s", type(exc).__name__, exc)
+    return IntakeError([error("request_incomplete", "The request body could not be read to its end "
+                                                    f"({type(exc).__name__}); nothing was stored.")])
+
+
 class Spooled:
     """A body copied into a temporary file, with its size and SHA-256."""
 
     def __init__(self, body, limit, expected_size=None):
         self.file = tempfile.SpooledTemporaryFile(max_size=SPOOL_IN_MEMORY_BYTES)
+        try:
+            self.size, self.sha256 = self._copy(body, limit, expected_size)
+        except BaseException:
+            self.file.close()
+            raise
+        self.file.seek(0)
+
+    def _copy(self, body, limit, expected_size):
         digest, size = hashlib.sha256(), 0
         for chunk in _chunks(body, limit):
             size += len(chunk)
             if size > limit:
-                self.file.close()
                 raise too_large(limit=limit)
             digest.update(chunk)
             self.file.write(chunk)
         if expected_size is not None and size != expected_size:
-            self.file.close()
             # The client stopped before sending what its Content-Length promised: a failed request.
             raise IntakeError([error("request_incomplete", f"The request body ended after {size:,} of the "
                                                            f"{expected_size:,} bytes its Content-Length announced.")])
-        self.size, self.sha256 = size, digest.hexdigest()
-        self.file.seek(0)
+        return size, digest.hexdigest()
 
     def rewind(self):
         self.file.seek(0)
@@ -71,7 +94,10 @@ def _chunks(body, limit):
         return
     read = 0
     while True:
-        chunk = body.read(min(CHUNK_BYTES, limit + 1 - read))
+        try:
+            chunk = body.read(min(CHUNK_BYTES, limit + 1 - read))
+        except Exception as exc:  # noqa: BLE001 — whatever the server says of a broken body, it is the request's fault
+            raise unreadable(exc) from exc
         if not chunk:
             return
         read += len(chunk)
@@ -94,9 +120,14 @@ def receive(integration, body, *, channel, content_type="", filename="", submitt
     if not integration.is_inbound:
         dispatch.can_send(integration)
     protocol = integration.protocol_spec
+    filename, content_type = printable(filename), printable(content_type)
     spooled = Spooled(body, protocol.max_upload_bytes, expected_size)
     try:
-        checked = protocol.check(integration, spooled.rewind(), content_type)
+        try:
+            checked = protocol.check(integration, spooled.rewind(), content_type)
+        except RecursionError:  # json.loads of [[[[…: a refusal whichever protocol reads it
+            raise IntakeError([error("request_malformed", "The request body is nested too deeply to be read.")]) \
+                from None
         upload = Upload(
             tenant_id=integration.tenant_id, integration=integration, channel=channel,
             submitted_by=submitted_by if getattr(submitted_by, "is_authenticated", False) else None,
@@ -126,10 +157,37 @@ def receive(integration, body, *, channel, content_type="", filename="", submitt
     return upload
 
 
+_UNPRINTABLE = re.compile(r"[\x00-\x1f\x7f\ud800-\udfff]")
+
+
+def printable(text):
+    """A name the client gave (file name, content type) as the database can store it: without
+    control characters (PostgreSQL refuses NUL) or lone surrogates (not encodable)."""
+    return _UNPRINTABLE.sub("", str(text or ""))
+
+
 def _stored_name(integration, filename, extension):
     stamp = timezone.now().strftime("%Y%m%dT%H%M%S")
-    base = get_valid_filename(filename.replace("\\", "/").rsplit("/", 1)[-1])[-100:] if filename else ""
+    try:
+        base = get_valid_filename(filename.replace("\\", "/").rsplit("/", 1)[-1]) if filename else ""
+    except SuspiciousFileOperation:  # "..", or nothing left of the name
+        base = ""
+    # File systems cap a name at 255 bytes, not characters: the last 100 bytes of it, whole characters.
+    base = base.encode()[-100:].decode(errors="ignore").lstrip(".-_ ")
     return f"{stamp}-{base or (integration.key or integration.protocol) + '.' + (extension or 'dat')}"
+
+
+class TemporaryFileUploadHandler(uploadhandler.TemporaryFileUploadHandler):
+    """Django's handler for large files of a form (settings.FILE_UPLOAD_HANDLERS), except that its
+    temporary file is not named after the file's extension: a 250-character extension made the
+    temporary file's name too long for the file system (a 500). The file keeps its real name."""
+
+    def new_file(self, *args, **kwargs):
+        uploadhandler.FileUploadHandler.new_file(self, *args, **kwargs)
+        extension = get_valid_filename(f"x{os.path.splitext(self.file_name or '')[1][:16]}")[1:]
+        self.file = TemporaryUploadedFile(f"upload{extension}", self.content_type, 0, self.charset,
+                                          self.content_type_extra)
+        self.file.name = self.file_name
 
 
 def content_type_for_file(integration, filename, sent_content_type=""):

@@ -1,14 +1,23 @@
 """Accounts data is attributed to, uploads from every channel, and the values they produce."""
 
+import itertools
+import re
+
 from django.conf import settings
+from django.core.exceptions import ValidationError
+from django.core.validators import RegexValidator
 from django.db import models
 from django.urls import reverse
 from django.utils import timezone
 
 
 class Group(models.Model):
+    """A team of accounts (reference 001's groups): its id is the Group ID the score APIs name it by."""
+
     tenant = models.ForeignKey("portal.Tenant", on_delete=models.CASCADE, related_name="groups")
     name = models.CharField(max_length=200)
+    # Members are Account.groups; managers lead the group (they need not be members).
+    managers = models.ManyToManyField("Account", blank=True, related_name="managed_groups")
 
     class Meta:
         ordering = ["name"]
@@ -17,23 +26,103 @@ class Group(models.Model):
     def __str__(self):
         return self.name
 
+    @property
+    def group_id(self):
+        """The Group ID of reference 001: what score rows give as the EntityID of a group."""
+        return str(self.pk)
+
+
+USERNAME_PATTERN = r"^[\w.@+-]+$"  # as Django's own usernames: letters, digits and @ . + - _
+
 
 class Account(models.Model):
-    """A person data is attributed to (seed 000: "All data … must be attributable to a user")."""
+    """A person data is attributed to (seed 000: "All data … must be attributable to a user").
+
+    Reference 001 names individuals and managers by their username (the EntityID of a score):
+    unique per tenant, derived from the email when none is given. Accounts that processing
+    creates in bulk (bulk_create skips save()) get theirs from fill_usernames().
+    """
 
     tenant = models.ForeignKey("portal.Tenant", on_delete=models.CASCADE, related_name="accounts")
     email = models.CharField(max_length=254)  # lower-cased on the way in
-    username = models.CharField(max_length=150, blank=True)
+    username = models.CharField(
+        max_length=150, blank=True, validators=[RegexValidator(USERNAME_PATTERN, "Letters, digits and @ . + - _ only.")],
+        help_text="The EntityID of this person's scores; unique in the tenant. Left blank, it is made from the email.")
     groups = models.ManyToManyField(Group, blank=True, related_name="accounts")
     manager = models.ForeignKey("self", null=True, blank=True, on_delete=models.SET_NULL, related_name="reports")
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
         ordering = ["email"]
-        constraints = [models.UniqueConstraint(fields=["tenant", "email"], name="account_email_unique")]
+        constraints = [
+            models.UniqueConstraint(fields=["tenant", "email"], name="account_email_unique"),
+            # Blank only between a bulk insert and fill_usernames(), in the same transaction.
+            models.UniqueConstraint(fields=["tenant", "username"], condition=~models.Q(username=""),
+                                    name="account_username_unique"),
+        ]
 
     def __str__(self):
         return self.email
+
+    def clean(self):
+        self.email = (self.email or "").strip().lower()
+        manager = self.manager
+        if manager is None:
+            return
+        if manager.tenant_id != self.tenant_id:
+            raise ValidationError({"manager": "The manager must be an account of the same tenant."})
+        seen = {self.pk} if self.pk else set()
+        while manager is not None:  # a chain of managers must end: nobody manages their own manager
+            if manager.pk in seen or manager is self:
+                raise ValidationError({"manager": f"{manager} cannot manage {self}: {self} is above them."})
+            seen.add(manager.pk)
+            manager = manager.manager
+
+    def save(self, *args, **kwargs):
+        if not self.username:
+            self.username = self.free_username(self.tenant_id, self.email, exclude=self.pk)
+            if kwargs.get("update_fields") is not None:
+                kwargs["update_fields"] = {*kwargs["update_fields"], "username"}
+        super().save(*args, **kwargs)
+
+    @staticmethod
+    def username_candidates(email):
+        """Usernames made from an email, best first: its local part, the email, then numbered."""
+        email = (email or "").strip().lower()
+        local = re.sub(r"[^\w.+-]", "", email.split("@", 1)[0])[:140] or "user"
+        yield local
+        if re.fullmatch(USERNAME_PATTERN, email) and len(email) <= 150:
+            yield email
+        for number in itertools.count(2):
+            yield f"{local}-{number}"
+
+    @classmethod
+    def free_username(cls, tenant_id, email, exclude=None, taken=None):
+        """The first username made from the email that no other account of the tenant has."""
+        if taken is None:
+            others = cls.objects.filter(tenant_id=tenant_id)
+            if exclude:
+                others = others.exclude(pk=exclude)
+            candidates = list(itertools.islice(cls.username_candidates(email), 3))
+            local = candidates[0]
+            taken = {name.lower() for name in others.filter(
+                models.Q(username__in=candidates) | models.Q(username__startswith=f"{local}-")
+            ).values_list("username", flat=True)}
+        return next(name for name in cls.username_candidates(email) if name.lower() not in taken)
+
+    @classmethod
+    def fill_usernames(cls, tenant_id):
+        """Give a username to the tenant's accounts that have none (created in bulk); returns how many."""
+        blank = list(cls.objects.filter(tenant_id=tenant_id, username="").order_by("id"))
+        if not blank:
+            return 0
+        taken = {name.lower() for name in cls.objects.filter(tenant_id=tenant_id).exclude(username="")
+                 .values_list("username", flat=True)}
+        for account in blank:
+            account.username = cls.free_username(tenant_id, account.email, taken=taken)
+            taken.add(account.username.lower())
+        cls.objects.bulk_update(blank, ["username"], batch_size=1000)
+        return len(blank)
 
 
 def upload_path(upload, filename):

@@ -12,7 +12,8 @@ SEND_DISPATCH = "uploads.tasks.send_dispatch"
 
 
 def process_upload(upload_id):
-    app.signature(PROCESS_UPLOAD, args=(upload_id,)).delay()
+    # What became of the upload is on its row: no result to store in the result backend.
+    app.signature(PROCESS_UPLOAD, args=(upload_id,)).apply_async(ignore_result=True)
 
 
 def send_dispatch(dispatch_id, attempt, countdown=None):

@@ -25,7 +25,7 @@ from playwright.sync_api import expect
 from integrations import services
 from integrations.models import ApiToken
 from tests.conftest import PASSWORD
-from uploads.models import Upload
+from uploads.models import Account, MetricValue, RequestLog, Upload
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
@@ -98,8 +98,27 @@ def data(tenant, owner, calls_integration, activity_integration, api_token, sett
         request_headers={"Authorization": "[redacted]", "Content-Type": "application/json",
                          "User-Agent": "integration-portal/1.0 (+https://portal.example.com/docs/outbound-calls)"},
         request_body_size=len(body), request_body_sha256="9f" * 32, request_body_excerpt=body)
+    # The request log: a client failing with long messages, and an accepted request.
+    refused = RequestLog.objects.create(
+        tenant=tenant, integration=calls_integration, protocol="data_integration", method="POST",
+        path="/api/v1/data/calls-with-a-rather-long-data-type-name-from-the-crm", status_code=404,
+        error_ids=["trailing_slash_required"], client_address="2001:db8:85a3::8a2e:370:7334",
+        message="The ENDPOINT ends with a trailing '/': POST to http://127.0.0.1:8000/api/v1/data/"
+                "calls-with-a-rather-long-data-type-name-from-the-crm/", size_bytes=1_482_113,
+        excerpt='[{"email": "jason@yourcompany.com", "date": "2016-08-16T00:00:00.000000+00:00", "calls": "3"}]' * 4)
+    RequestLog.objects.create(tenant=tenant, integration=activity_integration, channel="web", method="POST",
+                              path=f"/t/{tenant.slug}/uploads/new/", status_code=400,
+                              error_ids=["import_transform_data", "import_parse_csv"],
+                              message="2,000 errors: date: The date must look like 8/16/2016 (M/D/YYYY).")
+    RequestLog.objects.create(tenant=tenant, integration=calls_integration, channel="api", method="POST",
+                              path="/api/v1/data/calls/", status_code=201, size_bytes=120)
+    account = Account.objects.create(tenant=tenant, email="a-rather-long-address.of.someone@yourcompany.example.com")
+    for day in range(30):
+        MetricValue.objects.create(tenant=tenant, integration=activity_integration, account=account,
+                                   metric=activity_integration.metrics.get(name="calls"), value=1000 + day * 37,
+                                   date=datetime.date(2026, 10, 1) + datetime.timedelta(days=day))
     return {"tenant": tenant, "calls": calls_integration, "activity": activity_integration, "failed": failed,
-            "outbound": outbound, "sent": sent}
+            "outbound": outbound, "sent": sent, "refused": refused}
 
 
 def sign_in(page, username="olivia"):
@@ -107,7 +126,7 @@ def sign_in(page, username="olivia"):
     page.get_by_label("Username").fill(username)
     page.get_by_label("Password").fill(PASSWORD)
     page.get_by_role("button", name="Sign in").click()
-    expect(page.get_by_role("heading", name="Integrations")).to_be_visible()
+    expect(page.get_by_role("heading", name="Integrations")).to_be_visible()  # on the dashboard
 
 
 def pages(data):
@@ -131,6 +150,15 @@ def pages(data):
         ("tokens", url("token_list")),
         ("activity", url("activity")),
         ("upload-form", url("upload_create")),
+        ("dashboard", url("dashboard")),
+        ("request-log", url("request_list")),
+        ("failures", url("failures")),
+        ("request-detail", url("request_detail", data["refused"].pk)),
+        ("overview", url("integration_overview", data["calls"].pk)),
+        ("outbound-overview", url("integration_overview", data["outbound"].pk)),
+        ("values", url("integration_values", data["activity"].pk)),
+        ("sandbox-off", url("integration_sandbox_off", data["calls"].pk)),
+        ("purge", url("integration_purge", data["calls"].pk)),
         ("not-found", f"/t/{slug}/no-such-page/"),
     ]
 

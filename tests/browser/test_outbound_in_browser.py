@@ -64,9 +64,13 @@ def test_admin_dry_runs_then_sends_a_file_and_reads_the_redacted_exchange(page, 
 
     # Out of Sandbox Mode the file goes to the vendor.
     page.get_by_role("link", name="Integrations").first.click()
-    page.get_by_role("link", name="Vendor calls").click()
+    page.get_by_role("link", name="Vendor calls").click()  # its overview
+    page.get_by_role("navigation", name="Integration").get_by_role("link", name="Settings").click()
     page.get_by_label("Sandbox Mode (dry run: nothing is sent)").uncheck()
     page.get_by_role("button", name="Save").click()
+    # Sandbox Mode off is confirmed on its own page, which says what changes.
+    expect(page.locator(".sandbox-off")).to_contain_text("Files are sent to the vendor for real")
+    page.get_by_role("button", name="Turn Sandbox Mode off").click()
     upload_file(page, "Vendor calls")
     expect(page.locator(".calls h3").first).to_contain_text("Delivered")
     exchange = page.locator("details.exchange").first

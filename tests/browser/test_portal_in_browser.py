@@ -97,13 +97,17 @@ def test_admin_creates_integration_reads_token_once_toggles_sandbox_and_purges(p
     page.get_by_role("link", name="Settings").click()
     page.get_by_label("Sandbox Mode").uncheck()
     page.get_by_role("button", name="Save").click()
-    expect(page.get_by_role("status")).to_have_text("Settings saved.")
+    # Sandbox Mode off asks for confirmation first (tests/browser/test_admin_experience.py looks closer).
+    expect(page.get_by_role("heading", level=1)).to_have_text("Turn Sandbox Mode off for “Calls”?")
+    page.get_by_role("button", name="Turn Sandbox Mode off").click()
+    expect(page.get_by_role("status")).to_have_text("Sandbox Mode is off. Its values count now.")
     expect(page.get_by_text("Purge All Data is only available in Sandbox Mode.")).to_be_visible()
     page.get_by_role("navigation").get_by_role("link", name="Integrations").click()
     expect(page.get_by_role("row").filter(has_text="Calls")).to_be_visible()
     expect(sandbox_badge(page, "Calls")).to_have_count(0)
     screenshot(page, "06-integration-list-sandbox-off")
-    page.get_by_role("link", name="Calls").first.click()
+    page.get_by_role("link", name="Calls").first.click()  # its overview, then its Settings tab
+    page.get_by_role("navigation", name="Integration").get_by_role("link", name="Settings").click()
     page.get_by_label("Sandbox Mode").check()
     page.get_by_role("button", name="Save").click()
     expect(page.get_by_role("status")).to_have_text("Settings saved.")
@@ -124,6 +128,7 @@ def test_admin_creates_integration_reads_token_once_toggles_sandbox_and_purges(p
                                account=Account.objects.create(tenant=acme, email="a@x.com"),
                                date=datetime.date(2016, 8, 16), value=3)
     page.get_by_role("link", name="Calls").first.click()
+    page.get_by_role("navigation", name="Integration").get_by_role("link", name="Settings").click()
     page.get_by_role("link", name="Purge All Data").click()
     expect(page.get_by_role("heading")).to_have_text("Purge All Data of “Calls”?")
     expect(page.locator(".danger-zone")).to_contain_text("This deletes 1 processed metric value and")

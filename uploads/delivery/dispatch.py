@@ -285,3 +285,52 @@ def resend(upload, actor):
                upload=upload.pk, dispatch=started.pk, dry_run=integration.sandbox)
     upload.refresh_from_db()
     return upload
+
+
+# --- An editor's hand on a pending send ---------------------------------------------------------
+
+
+def _waiting(upload):
+    """The upload's dispatch that waits for its next attempt, locked; ValidationError if none does."""
+    waiting = (Dispatch.objects.select_for_update().filter(upload=upload, status=Dispatch.Status.WAITING)
+               .order_by("-id").first())
+    if waiting is None:
+        raise ValidationError("Nothing of this upload is waiting to be sent: an attempt is under way, or "
+                              "the send is over.")
+    return waiting
+
+
+def send_now(upload, actor):
+    """Make the next attempt of a waiting dispatch now rather than at its scheduled time (audited).
+
+    The attempt still goes through claim(): the task already scheduled for it finds it taken
+    and does nothing, so the attempt is made once.
+    """
+    with transaction.atomic():
+        waiting = _waiting(upload)
+        Dispatch.objects.filter(pk=waiting.pk).update(next_attempt_at=timezone.now())
+        attempt = waiting.attempts + 1
+        record(upload.tenant, actor, "upload.sent_now", f"Upload #{upload.pk}", upload.integration,
+               upload=upload.pk, dispatch=waiting.pk, attempt=attempt)
+        transaction.on_commit(lambda: queue.send_dispatch(waiting.pk, attempt))
+    return waiting
+
+
+def cancel(upload, actor):
+    """Give up a waiting dispatch: no further attempt is made and the upload is not delivered (audited).
+
+    An attempt under way cannot be called back; it is cancelled only between attempts, and a
+    task that comes for a cancelled dispatch finds nothing to claim.
+    """
+    now = timezone.now()
+    who = actor_label(actor)
+    with transaction.atomic():
+        waiting = _waiting(upload)
+        Dispatch.objects.filter(pk=waiting.pk, status=Dispatch.Status.WAITING).update(
+            status=Dispatch.Status.FAILED, next_attempt_at=None, finished_at=now)
+        Upload.objects.filter(pk=upload.pk, status=Upload.Status.SENDING).update(
+            status=Upload.Status.NOT_DELIVERED, finished_at=now,
+            message=f"Cancelled by {who} after {waiting.attempts} attempt{'s' if waiting.attempts != 1 else ''}."[:500])
+        record(upload.tenant, actor, "upload.cancelled", f"Upload #{upload.pk}", upload.integration,
+               upload=upload.pk, dispatch=waiting.pk, attempts=waiting.attempts)
+    return waiting

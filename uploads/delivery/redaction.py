@@ -42,9 +42,18 @@ class Redactor:
         return self.text(text)
 
     def errors(self, errors):
-        """An upload's error list: every field of every error, not just its description."""
-        return [{name: (self.text(value)[:1000] if isinstance(value, str) else value)
-                 for name, value in item.items()} for item in errors]
+        """An upload's error list: every field of every error, not just its description, and
+        whatever a vendor nested in one (a row given as an object, a list of columns)."""
+        return [{name: self._value(value) for name, value in item.items()} for item in errors]
+
+    def _value(self, value):
+        if isinstance(value, str):
+            return self.text(value)[:1000]
+        if isinstance(value, dict):
+            return {self.text(key): self._value(item) for key, item in value.items()}
+        if isinstance(value, (list, tuple)):
+            return [self._value(item) for item in value]
+        return value  # a number, a boolean, None
 
     def headers(self, headers):
         return {name: REDACTED if name.lower() in SECRET_HEADERS else self.text(value)

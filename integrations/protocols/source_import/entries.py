@@ -15,6 +15,7 @@ DATE_FORMAT = "%Y-%m-%d %H:%M:%S"  # the seed's "YYYY-MM-DD HH:mm:ss"
 DATE_WORDS = "YYYY-MM-DD HH:mm:ss"
 DATE_PATTERN = r"\d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2}"  # strptime alone would take "2024-3-8 0:29:00"
 MAX_LENGTH = {"name": 200, "content": 10_000}
+UNSTORABLE = "[\x00\ud800-\udfff]"  # NUL, and surrogates: text the database cannot store
 
 
 def fingerprint(source_id, date_text, name, content):

@@ -28,7 +28,7 @@ class FeedbackEntry(models.Model):
         constraints = [
             models.UniqueConstraint(fields=["integration", "fingerprint"], name="feedback_entry_once_per_integration"),
         ]
-        # The Credentials tab lists an integration's newest entries.
+        # The Entries tab lists a source's newest entries.
         indexes = [models.Index(fields=["integration", "-date", "-id"], name="feedback_entry_newest")]
 
     def __str__(self):

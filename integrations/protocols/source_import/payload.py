@@ -11,7 +11,7 @@ import pandas as pd
 
 from uploads.errors import PARSE_JSON, TRANSFORM_DATA
 
-from .entries import DATE_FORMAT, DATE_PATTERN, DATE_WORDS, FIELDS, MAX_LENGTH, Problems, canonical_dates, is_text
+from .entries import UNSTORABLE, DATE_FORMAT, DATE_PATTERN, DATE_WORDS, FIELDS, MAX_LENGTH, Problems, canonical_dates, is_text
 
 UNKNOWN_SOURCE = "unknown source_id"
 
@@ -98,5 +98,9 @@ def _entries(entries, problems):
             limit = MAX_LENGTH[name]
             problems.add_rows(text[name].str.len() > limit, lambda i, name=name, limit=limit: (
                 TRANSFORM_DATA, f"at most {limit:,} characters", f"payload[{i}].{name}"))
+            # What the database cannot store is refused here, not found failing in the worker:
+            # NUL (PostgreSQL text refuses it) and lone surrogates (not encodable as UTF-8).
+            problems.add_rows(text[name].str.contains(UNSTORABLE, regex=True), lambda i, name=name: (
+                TRANSFORM_DATA, "holds a NUL or an unpaired surrogate character", f"payload[{i}].{name}"))
     return pd.DataFrame({"date": dates, "date_text": text["date"], "name": text["name"],
                          "content": text["content"]}, index=frame.index)

@@ -1,5 +1,6 @@
 """Reference 004 declared to the registry: its settings (the Source tab), credential, route,
-check, processing, purge, outbound client and demo."""
+the feedback list of the REST API, the Entries tab, check, processing, purge, outbound client
+and demo."""
 
 import math
 from datetime import datetime
@@ -13,7 +14,7 @@ from integrations import registry, services
 from integrations.forms import ProtocolSettingsForm
 from integrations.models import Integration
 
-from . import inbound
+from . import api, inbound, views
 from .client import SourceImportClient
 from .files import read_file
 from .mapping import DEFAULTS, MAX_BATCH_SIZE, Mapping
@@ -111,6 +112,16 @@ class SourceImport(registry.Protocol):
             path("v1/source/import", view, name="source_import"),
             path("v1/source/import/", view, name="source_import_slash"),
         ]
+
+    def api_urlpatterns(self):
+        return api.urlpatterns()
+
+    def page_urlpatterns(self):
+        return views.urlpatterns
+
+    def integration_tabs(self, integration):
+        # Only a REST source receives entries; an outbound one sends a file's rows and keeps none.
+        return [("Entries", "source_import_entries")] if integration.is_inbound else []
 
     def endpoint_path(self, integration):
         return reverse("source_import")

@@ -3,9 +3,12 @@ outbound one, and print fresh credentials.
 
 The outbound one sends to the portal's own "calls" endpoint, with its token as the vendor's
 AUTH_TOKEN: in Sandbox Mode a file is checked and the call logged (a dry run); out of it, the
-call is refused unless PORTAL_OUTBOUND_ALLOWED_NETWORKS allows the portal's own address.
+call is refused unless PORTAL_OUTBOUND_ALLOWED_NETWORKS allows the portal's own address
+(`make run` allows 127.0.0.1/32, the address it serves on).
 
-Idempotent: run it again and the same tenant, user and integrations are reused; only the
+A staff user for the Django admin (SLUG-support) is made too, with the same password.
+
+Idempotent: run it again and the same tenant, users and integrations are reused; only the
 credentials are new (old ones are revoked), since a secret can only be shown when it is issued.
 """
 
@@ -42,6 +45,12 @@ class Command(BaseCommand):
         user.set_password(DEMO_PASSWORD)
         user.save()
         Membership.objects.update_or_create(tenant=tenant_row, user=user, defaults={"role": Membership.Role.OWNER})
+        # Support staff: the Django admin (/admin/) is theirs; a tenant's owner is not staff.
+        support, _ = get_user_model().objects.get_or_create(
+            username=f"{tenant}-support", defaults={"email": f"support@{tenant}.example.com"})
+        support.is_staff = support.is_superuser = True
+        support.set_password(DEMO_PASSWORD)
+        support.save()
 
         integrations = []
         for protocol in registry.all_protocols():
@@ -59,19 +68,27 @@ class Command(BaseCommand):
             "tenant": tenant_row.slug,
             "username": user.username,
             "password": DEMO_PASSWORD,
+            "support_username": support.username,
+            "admin_url": f"{base}/admin/",
             "api_token": api_token,
             "integrations": integrations,
         }
         if options["json"]:
             self.stdout.write(json.dumps(result))
+            # Said apart from the JSON (on stderr), so that a script reading it is not disturbed.
+            self.stderr.write("Fresh demo credentials were issued: the ones issued before (by an earlier run, "
+                              "or by make run) are revoked.")
             return
         self.stdout.write(f"Demo tenant '{tenant_row.slug}': sign in at {base}/ as {user.username} / {DEMO_PASSWORD}")
+        self.stdout.write(f"  Django admin, for support staff: {base}/admin/ as {support.username} / {DEMO_PASSWORD}")
         for item in integrations:
             self.stdout.write(f"  {item['name']} ({item['protocol']}): {item.get('endpoint', '')}")
         if outbound is not None:
-            self.stdout.write(f"  {outbound.name}: in Sandbox Mode, its uploads are dry runs to {calls['endpoint']}")
-        self.stdout.write("  Credentials were issued afresh (older ones revoked); "
-                          "`manage.py demo --json` issues and prints new ones.")
+            self.stdout.write(f"  {outbound.name}: in Sandbox Mode, its uploads are dry runs to {calls['endpoint']}; "
+                              "turn Sandbox Mode off and they are delivered there.")
+        self.stdout.write("  No tokens are printed here. Generate one on an integration's Credentials tab (it is "
+                          "shown once), or run `manage.py demo --json`, which prints fresh ones and revokes "
+                          "these and any issued before.")
 
     def outbound_demo(self, tenant, user, calls):
         """An outbound integration to the portal's own calls endpoint, with its current token; None

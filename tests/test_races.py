@@ -1,0 +1,80 @@
+"""Writes that race: a PATCH and a DELETE of the same integration at the same moment, through
+gunicorn as deployed (threads), forty times. Each round ends in one of the two orders, never in
+a server error, and never with a deleted integration back (a save that fell back to INSERT)."""
+
+import threading
+
+import pytest
+import requests
+
+from integrations import services
+from integrations.models import ApiToken, Integration
+from live_stack import gunicorn
+from portal.models import AuditEvent
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+ROUNDS = 40
+
+
+def race(url, token):
+    """PATCH and DELETE sent together (both threads released at once); their statuses."""
+    headers = {"Authorization": f"Token {token}"}
+    start, answers = threading.Barrier(2), {}
+
+    def patch():
+        start.wait()
+        answers["patch"] = requests.patch(url, json={"name": "Renamed"}, headers=headers, timeout=30).status_code
+
+    def delete():
+        start.wait()
+        answers["delete"] = requests.delete(url, headers=headers, timeout=30).status_code
+
+    threads = [threading.Thread(target=patch), threading.Thread(target=delete)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    return answers
+
+
+def test_patch_and_delete_of_one_integration_at_once(tenant, owner, tmp_path, settings):
+    _, token = services.issue_api_token(tenant, owner, "races", ApiToken.Scope.READ_WRITE)
+    outcomes = []
+    with gunicorn(tmp_path, settings.MEDIA_ROOT, env={"WEB_THREADS": "8"}) as server:
+        for round_ in range(ROUNDS):
+            integration = services.create_integration(
+                tenant, owner, name=f"Racing {round_}", data_type=f"race-{round_}", data_format="json",
+                field_keys=["email", "date", "calls"],
+                metrics=[{"name": "calls", "source_key": "calls", "aggregation": "sum"}])
+            answers = race(f"{server.url}/api/v3/integrations/{integration.pk}/", token)
+            survived = Integration.objects.filter(pk=integration.pk).exists()
+            outcomes.append((answers["patch"], answers["delete"], survived))
+            # Either the DELETE came second and won (204, gone; the PATCH landed or found nothing) …
+            # … or it came first (204, gone) and the PATCH found nothing (404). Never back from the dead.
+            assert answers["delete"] == 204, (round_, answers, server.log[-3000:])
+            assert answers["patch"] in (200, 404), (round_, answers, server.log[-3000:])
+            assert not survived, (round_, answers)
+            deleted = [event.detail.get("key") for event in AuditEvent.objects.filter(
+                tenant=tenant, action=AuditEvent.Action.INTEGRATION_DELETED)]
+            assert deleted.count(f"race-{round_}") == 1, (round_, answers)  # audited once, whichever came first
+        log = server.log
+    assert " 500 " not in log and "Internal Server Error" not in log
+    print(f"\nraces: {ROUNDS} rounds, (PATCH, DELETE) answers: "
+          f"{sorted({(p, d) for p, d, _ in outcomes})}")
+
+
+@pytest.mark.django_db(transaction=False)
+def test_deleting_an_integration_takes_its_stored_files(tenant, owner, settings, calls_integration,
+                                                        django_capture_on_commit_callbacks):
+    from pathlib import Path
+
+    from uploads.intake import receive
+
+    uploads = [receive(calls_integration, b'[{"email": "a@x.com", "date": "8/16/2016", "calls": 1}]',
+                       content_type="application/json", channel="api") for _ in range(2)]
+    files = [Path(settings.MEDIA_ROOT) / upload.file.name for upload in uploads]
+    assert all(path.exists() for path in files)
+    with django_capture_on_commit_callbacks(execute=True):
+        services.delete_integration(calls_integration, owner)
+    assert [path.exists() for path in files] == [False, False]

@@ -2,7 +2,7 @@
 
 kombu's own transport creates a message file and then writes into it, while a worker moves
 and reads any file with a message's name: a worker polling at the wrong moment reads a
-half-written message and dies on a JSON error (kombu issue 1551, open). Here a message is
+half-written message and dies on a JSON error (reported upstream as celery/kombu#1551). Here a message is
 written under a temporary name that no worker reads, then renamed into place: a rename
 within one folder is atomic, so a worker sees the whole message or none of it.
 """

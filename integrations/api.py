@@ -14,7 +14,7 @@ from drf_spectacular.utils import extend_schema, extend_schema_view
 from rest_framework import serializers, viewsets
 
 from . import registry, services
-from .models import Direction, Integration, Metric
+from .models import Integration, Metric
 from .rest import JSONParser
 
 

@@ -4,7 +4,8 @@ Apart from integrations/api.py: DRF imports its default classes while it defines
 so this module must not import DRF's views.
 """
 
-from rest_framework import exceptions, pagination, parsers
+from django.core.validators import RegexValidator
+from rest_framework import exceptions, pagination, parsers, serializers
 
 
 class JSONParser(parsers.JSONParser):
@@ -32,9 +33,12 @@ class Pagination(pagination.LimitOffsetPagination):
 
     @staticmethod
     def _number(request, name, lowest, highest, default):
-        text = request.query_params.get(name)
-        if text is None:
+        given = request.query_params.getlist(name)
+        if not given:
             return default
+        if len(given) > 1:
+            raise exceptions.ValidationError({name: ["Give this filter once."]})
+        text = given[0]
         try:
             number = int(text, 10)
         except ValueError:
@@ -50,3 +54,36 @@ class Pagination(pagination.LimitOffsetPagination):
                       if parameter["name"] == self.limit_query_param else {"minimum": 0, "maximum": self.max_offset})
             parameter["schema"].update(bounds)
         return parameters
+
+
+# A query string may hold NUL, which no database column does (PostgreSQL refuses it in a query):
+# the schema says so with a pattern, and the answer is a 400.
+NO_NUL = RegexValidator(r"^[^\x00]*$", "NUL characters are not allowed.")
+
+
+def text_filter(help_text):
+    """A filter given as text: not empty, no NUL."""
+    return serializers.CharField(required=False, validators=[NO_NUL], help_text=help_text)
+
+
+def id_filter(help_text):
+    """A filter naming a row by its id: a whole number the database's ids can hold (a larger one
+    is a 400, not an overflow in the query)."""
+    return serializers.IntegerField(required=False, min_value=1, max_value=2**63 - 1, help_text=help_text)
+
+
+def query(serializer_class, request):
+    """The query string's filters, validated by `serializer_class`; a 400 for any value the
+    schema does not allow.
+
+    Read as a plain dict, not as DRF reads a QueryDict (a form, where "?status=" means "not
+    given" and a repeated name takes its last value): an empty value is checked as the value
+    it is, and a filter given twice is refused, since the schema describes one value each.
+    """
+    repeated = sorted(name for name, values in request.query_params.lists() if len(values) > 1)
+    if repeated:
+        raise exceptions.ValidationError({name: ["Give this filter once."] for name in repeated})
+    serializer = serializer_class(data=request.query_params.dict())
+    serializer.is_valid(raise_exception=True)
+    return serializer.validated_data
+

@@ -7,7 +7,7 @@ another tenant's things cannot even be confirmed to exist.
 from functools import wraps
 
 from django.contrib.auth.decorators import login_required
-from django.core.exceptions import PermissionDenied
+from django.core.exceptions import ObjectDoesNotExist, PermissionDenied
 from django.http import Http404
 
 from .models import Membership
@@ -33,7 +33,12 @@ def tenant_view(edit=False):
             request.membership = membership
             if edit and not membership.can_edit:
                 raise PermissionDenied("You need the “Integrations: Edit” permission to do this.")
-            return view(request, *args, **kwargs)
+            try:
+                return view(request, *args, **kwargs)
+            except ObjectDoesNotExist:
+                # What the page acts on was deleted by another request after the page looked it
+                # up (a delete racing an edit): gone, as it would be a moment later.
+                raise Http404("It was deleted meanwhile.") from None
 
         return wrapper
 

@@ -592,8 +592,8 @@ def test_a_body_that_stops_arriving_is_answered_408_in_time(server, world):
 def slow_login(port, hold):
     """POST /login/ announcing 1,000 bytes, sending ten, then waiting: what an attacker does."""
     with socket.create_connection(("127.0.0.1", port), timeout=hold + 30) as sock:
-        sock.sendall(f"POST /login/ HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/x-www-form-urlencoded"
-                     f"\r\nContent-Length: 1000\r\n\r\nusername=a".encode())
+        sock.sendall("POST /login/ HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/x-www-form-urlencoded"
+                     "\r\nContent-Length: 1000\r\n\r\nusername=a".encode())
         answer = sock.recv(65536)
     return int(answer.split()[1]) if answer else None
 

@@ -8,6 +8,7 @@ check the refusal. Files go in through the upload form; the tasks run eagerly.
 import json
 import socket
 import time
+from datetime import timedelta
 from email.utils import format_datetime
 
 import pytest
@@ -18,6 +19,9 @@ from werkzeug import Response
 
 from integrations import services
 from integrations.models import Integration
+from uploads.delivery import dispatch as outbound
+from uploads.delivery import exchange
+from uploads.delivery.dispatch import claim, stored_body
 from uploads.intake import receive
 from uploads.models import CallLog, Dispatch
 from uploads.tasks import send_dispatch
@@ -426,10 +430,6 @@ def test_an_attempt_abandoned_by_a_dead_worker_is_taken_over(
         owner_client, tenant, owner, vendor_integration, httpserver, django_capture_on_commit_callbacks):
     """acks_late redelivers the task of a worker that died mid-attempt; once the dead worker's
     claim has expired, the redelivered task makes the attempt (and only then)."""
-    from datetime import timedelta
-
-    from uploads.delivery import dispatch as outbound
-
     services.set_sandbox(vendor_integration, owner, True)  # accept the file without sending it…
     send(owner_client, tenant, vendor_integration, django_capture_on_commit_callbacks)
     upload = Upload.objects.get()
@@ -454,3 +454,27 @@ def test_an_attempt_abandoned_by_a_dead_worker_is_taken_over(
     assert upload.status == Upload.Status.DELIVERED
     assert len(httpserver.log) == 1
     assert outbound.abandoned_attempt_check_in(dispatch.pk, 1) is None
+
+
+def test_a_long_send_renews_its_claim_so_it_is_not_taken_for_a_dead_workers(
+        owner_client, tenant, owner, vendor_integration, django_capture_on_commit_callbacks, monkeypatch):
+    """The lease counts from the attempt's last sign of life: each exchange's start and the reads
+    of a streaming body renew the claim (at most every quarter of a lease), so a takeover comes a
+    lease after the worker died, not a lease after the attempt began."""
+    services.set_sandbox(vendor_integration, owner, True)
+    send(owner_client, tenant, vendor_integration, django_capture_on_commit_callbacks)
+    upload = Upload.objects.get()
+    long_ago = timezone.now() - timedelta(seconds=exchange.attempt_lease_seconds() - 1)
+    Dispatch.objects.filter(upload=upload).update(status=Dispatch.Status.SENDING, attempts=1, claimed_at=long_ago)
+    dispatch = Dispatch.objects.select_related("upload__integration").get(upload=upload)
+    sending = exchange.Exchanges(dispatch, 1, None)
+
+    sending.renew_claim()  # a quarter of a lease has not passed since the claim: nothing written
+    assert Dispatch.objects.get(pk=dispatch.pk).claimed_at == long_ago
+
+    sending._renewed -= exchange.attempt_lease_seconds() / 4  # as if the body had streamed that long
+    with exchange._opened(stored_body(upload), sending.renew_claim) as body:
+        assert body.read() == BODY
+    renewed = Dispatch.objects.get(pk=dispatch.pk).claimed_at
+    assert renewed > long_ago + timedelta(seconds=exchange.attempt_lease_seconds() / 2)
+    assert claim(dispatch.pk, 1) is None  # alive: not another task's to take over

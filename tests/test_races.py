@@ -3,14 +3,18 @@ gunicorn as deployed (threads), forty times. Each round ends in one of the two o
 a server error, and never with a deleted integration back (a save that fell back to INSERT)."""
 
 import threading
+from pathlib import Path
 
 import pytest
 import requests
+from django.urls import reverse
 
 from integrations import services
 from integrations.models import ApiToken, Integration
 from live_stack import gunicorn
+from integrations import views
 from portal.models import AuditEvent
+from uploads.intake import receive
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -67,10 +71,6 @@ def test_patch_and_delete_of_one_integration_at_once(tenant, owner, tmp_path, se
 @pytest.mark.django_db(transaction=False)
 def test_deleting_an_integration_takes_its_stored_files(tenant, owner, settings, calls_integration,
                                                         django_capture_on_commit_callbacks):
-    from pathlib import Path
-
-    from uploads.intake import receive
-
     uploads = [receive(calls_integration, b'[{"email": "a@x.com", "date": "8/16/2016", "calls": 1}]',
                        content_type="application/json", channel="api") for _ in range(2)]
     files = [Path(settings.MEDIA_ROOT) / upload.file.name for upload in uploads]
@@ -78,3 +78,20 @@ def test_deleting_an_integration_takes_its_stored_files(tenant, owner, settings,
     with django_capture_on_commit_callbacks(execute=True):
         services.delete_integration(calls_integration, owner)
     assert [path.exists() for path in files] == [False, False]
+
+
+@pytest.mark.django_db(transaction=False)
+@pytest.mark.parametrize("page, form", [
+    ("integration_settings", {"name": "Renamed", "enabled": "on", "max_attempts": 3}),
+    ("integration_delete", {}),
+])
+def test_a_page_acting_on_an_integration_deleted_meanwhile_answers_404(
+        owner_client, tenant, owner, calls_integration, monkeypatch, page, form):
+    """The page looked the integration up, then another request deleted it before the change
+    took its row lock: the answer is the page for a missing integration, not a server error."""
+    stale = Integration.objects.get(pk=calls_integration.pk)
+    services.delete_integration(calls_integration, owner)
+    monkeypatch.setattr(views, "_integration", lambda request, pk: stale)
+    answer = owner_client.post(reverse(page, args=[tenant.slug, stale.pk]), form)
+    assert answer.status_code == 404
+    assert not Integration.objects.filter(pk=stale.pk).exists()

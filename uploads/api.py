@@ -7,7 +7,6 @@ their integration: /metric-values/ lists a sandboxed integration's values only w
 """
 
 from django.core.exceptions import ValidationError as DjangoValidationError
-from django.core.validators import RegexValidator
 from drf_spectacular.utils import (
     OpenApiResponse, extend_schema, extend_schema_field, extend_schema_view, inline_serializer,
 )
@@ -17,10 +16,11 @@ from rest_framework.response import Response
 
 from integrations import api as integrations_api
 from integrations.models import Direction
+from integrations.rest import query, text_filter
 
 from .delivery import dispatch
 from .errors import IntakeError, error
-from .intake import MAX_UPLOAD_BYTES, content_type_for_file, receive, too_large
+from .intake import content_type_for_file, receive, too_large
 from .models import MetricValue, Upload
 from .purge import purge_integration
 
@@ -108,8 +108,10 @@ class UploadSerializer(serializers.ModelSerializer):
                                       help_text="The integration's data type (or the key its protocol names it by)")
     direction = serializers.ChoiceField(source="integration.direction", choices=Direction.choices, read_only=True)
     created = serializers.DateTimeField(source="created_at", read_only=True)
-    started = serializers.DateTimeField(source="started_at", read_only=True)
-    finished = serializers.DateTimeField(source="finished_at", read_only=True)
+    started = serializers.DateTimeField(source="started_at", read_only=True, allow_null=True,
+                                        help_text="When processing or sending began; null while queued")
+    finished = serializers.DateTimeField(source="finished_at", read_only=True, allow_null=True,
+                                         help_text="When it ended; null until then")
     errors = serializers.ListField(child=serializers.DictField(), read_only=True,
                                    help_text='[{"id", "description", "row", "column"}], the first 100 at most')
 
@@ -134,21 +136,10 @@ class UploadDetailSerializer(UploadSerializer):
         return CallSerializer(upload.call_logs.order_by("created_at", "id"), many=True).data
 
 
-# Query strings cannot hold NUL for the database (PostgreSQL refuses it); the schema says so too.
-NO_NUL = RegexValidator(r"^[^\x00]*$", "NUL characters are not allowed.")
-
-
-def query_of(request):
-    """The query string as a plain dict: DRF reads a QueryDict as a form, where "status=" means
-    "not given"; the schema says an empty value is not a status."""
-    return request.query_params.dict()
-
-
 class UploadQuery(serializers.Serializer):
     """The filters of the upload list; a value the schema does not allow is a 400, not an empty list."""
 
-    data_type = serializers.CharField(required=False, allow_blank=True, validators=[NO_NUL],
-                                      help_text="Only the uploads of integrations with this DATA_TYPE")
+    data_type = text_filter("Only the uploads of integrations with this DATA_TYPE")
     direction = serializers.ChoiceField(Direction.choices, required=False, help_text="inbound or outbound")
     status = serializers.ChoiceField(Upload.Status.choices, required=False,
                                      help_text="e.g. queued, processed, failed, delivered")
@@ -170,11 +161,10 @@ class UploadViewSet(viewsets.ReadOnlyModelViewSet):
         uploads = Upload.objects.filter(tenant=self.request.user.tenant).select_related("integration")
         if self.action != "list":
             return uploads
-        query = UploadQuery(data=query_of(self.request))
-        query.is_valid(raise_exception=True)
+        wanted = query(UploadQuery, self.request)
         for name, lookup in (("data_type", "integration__key"), ("direction", "integration__direction"),
                              ("status", "status")):
-            value = query.validated_data.get(name)
+            value = wanted.get(name)
             if value:
                 uploads = uploads.filter(**{lookup: value})
         return uploads
@@ -193,11 +183,10 @@ class UploadViewSet(viewsets.ReadOnlyModelViewSet):
 
 
 class MetricValueQuery(serializers.Serializer):
-    data_type = serializers.CharField(required=False, validators=[NO_NUL], help_text=(
+    data_type = text_filter(
         "Only this inbound integration's values. A sandboxed integration's values are listed only when "
-        "named here."))
-    email = serializers.CharField(required=False, validators=[NO_NUL],
-                                  help_text="Only this account's values (case-insensitive)")
+        "named here.")
+    email = text_filter("Only this account's values (case-insensitive)")
     date_from = serializers.DateField(required=False, help_text="YYYY-MM-DD, inclusive")
     date_to = serializers.DateField(required=False, help_text="YYYY-MM-DD, inclusive; not before date_from")
 
@@ -225,9 +214,7 @@ class MetricValueList(generics.ListAPIView):
     queryset = MetricValue.objects.all()  # narrowed to the caller's tenant in get_queryset
 
     def get_queryset(self):
-        query = MetricValueQuery(data=query_of(self.request))
-        query.is_valid(raise_exception=True)
-        wanted = query.validated_data
+        wanted = query(MetricValueQuery, self.request)
         values = MetricValue.objects.filter(
             tenant=self.request.user.tenant, integration__direction=Direction.INBOUND,
         ).select_related("account", "metric", "integration")

@@ -21,18 +21,13 @@ def requeue_stalled_uploads():
 def send_dispatch(dispatch_id, attempt):
     """Make one attempt of an outbound dispatch and schedule the next one if there is one.
 
-    Idempotent: run_attempt claims attempt n with a conditional update, so a duplicated or
+    Idempotent: the attempt is claimed with a conditional update, so a duplicated or
     redelivered task sends nothing twice.
     """
-    delay = dispatch.run_attempt(dispatch_id, attempt)
-    if delay is not None:
-        queue.send_dispatch(dispatch_id, attempt + 1, countdown=delay)
-        return
-    # Not ours to make now. If another worker holds this attempt, it may have died with it:
-    # look again once its claim has expired (then run_attempt takes it over, or finds it done).
-    check_in = dispatch.abandoned_attempt_check_in(dispatch_id, attempt)
-    if check_in is not None:
-        queue.send_dispatch(dispatch_id, attempt, countdown=check_in)
+    following = dispatch.send(dispatch_id, attempt)
+    if following is not None:
+        next_attempt, countdown = following
+        queue.send_dispatch(dispatch_id, next_attempt, countdown=countdown)
 
 
 @shared_task(ignore_result=True)

@@ -4,7 +4,7 @@ start() begins one (from the intake, or a Resend), in Sandbox Mode as a dry run 
 the requests that would be made and sends nothing. run_attempt() is what the Celery task
 calls: it claims attempt n (a conditional UPDATE, so a duplicated or redelivered task sends
 nothing twice, and an attempt abandoned by a dead worker is taken over once its claim is
-older than a lease), lets the protocol's client make its exchanges, and writes the outcome:
+not renewed for a lease), lets the protocol's client make its exchanges, and writes the outcome:
 delivered, failed, retry later (exponential backoff with jitter, never sooner than the
 vendor's Retry-After), or check again later (the vendor is still working on it).
 """
@@ -26,7 +26,7 @@ from .. import queue
 from ..models import Dispatch, Upload
 from . import safety
 from .client import Body, NotConfigured, Outcome, error
-from .exchange import Exchanges, shared_session, timeouts
+from .exchange import Exchanges, attempt_lease_seconds, quick_commits, shared_session
 from .redaction import Redactor
 
 log = logging.getLogger(__name__)
@@ -133,17 +133,12 @@ def retry_delay(failures, retry_after=None):
     return min(MAX_DELAY_SECONDS, max(backoff, retry_after or 0))
 
 
-def attempt_lease_seconds():
-    """How long an attempt may take before it counts as abandoned: a few exchanges' timeouts and a margin."""
-    return 3 * sum(timeouts()) + 60
-
-
 def claim(dispatch_id, attempt):
     """Take attempt `attempt` of a dispatch: the dispatch with its upload and integration, or None
     when it is not this task's to make (taken, done, or its turn has not come).
 
     Only one task may make attempt n, and only once attempt n-1 is over; or it takes over
-    attempt n from a worker that died making it (a claim older than a lease).
+    attempt n from a worker that died making it (a claim not renewed for a lease).
     """
     now = timezone.now()
     claimed = Dispatch.objects.filter(
@@ -157,12 +152,33 @@ def claim(dispatch_id, attempt):
     return Dispatch.objects.select_related("upload__integration__tenant").get(pk=dispatch_id)
 
 
+def send(dispatch_id, attempt):
+    """What the task for attempt n does: make it if it is this task's to make. Returns the task
+    to queue next, as (attempt, countdown in seconds), or None when there is none.
+
+    The next attempt when this one asked for one; or, when another worker holds attempt n, the
+    same attempt again once that worker's claim would expire (it may have died with it).
+    """
+    with quick_commits():
+        dispatch = claim(dispatch_id, attempt)
+        if dispatch is None:
+            check_in = abandoned_attempt_check_in(dispatch_id, attempt)
+            return None if check_in is None else (attempt, check_in)
+        delay = make_attempt(dispatch, attempt)
+    return None if delay is None else (attempt + 1, delay)
+
+
 def run_attempt(dispatch_id, attempt):
     """Make attempt number `attempt` of a dispatch. Returns the seconds until the next attempt,
     or None when there is none (delivered, failed for good, or not ours to make)."""
-    dispatch = claim(dispatch_id, attempt)
-    if dispatch is None:
-        return None
+    with quick_commits():
+        dispatch = claim(dispatch_id, attempt)
+        return None if dispatch is None else make_attempt(dispatch, attempt)
+
+
+def make_attempt(dispatch, attempt):
+    """Make a claimed attempt: the client's exchanges, then the outcome (see run_attempt)."""
+    dispatch_id = dispatch.pk
     upload = dispatch.upload
     started_at = timezone.now()
     exchanges = Exchanges(dispatch, attempt, Redactor(), shared_session())
@@ -250,7 +266,7 @@ def abandoned_attempt_check_in(dispatch_id, attempt):
 def stalled_dispatches():
     """Dispatches whose task was lost, as (id, attempt to run): waiting longer than
     PORTAL_REQUEUE_AFTER_SECONDS past their next attempt (or since they were created, for a
-    first attempt), or sending under a claim older than a lease (their worker died). Marked so
+    first attempt), or sending under a claim not renewed for a lease (their worker died). Marked so
     that the next check does not send them again before another PORTAL_REQUEUE_AFTER_SECONDS."""
     now = timezone.now()
     cutoff = now - timedelta(seconds=settings.PORTAL_REQUEUE_AFTER_SECONDS)

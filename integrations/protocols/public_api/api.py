@@ -12,9 +12,9 @@ from django.utils import timezone
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiExample, OpenApiResponse, extend_schema, inline_serializer
 from rest_framework import exceptions, generics, serializers
-from rest_framework.pagination import LimitOffsetPagination
 from rest_framework.views import APIView
 
+from integrations.rest import Pagination, id_filter, query, text_filter
 from uploads.models import Account, Group
 
 from . import scoring
@@ -67,23 +67,17 @@ def _paginated(example):
 
 
 class AccountFilters(serializers.Serializer):
-    search = serializers.CharField(required=False, help_text="Part of the email or username (any case)")
-    email = serializers.CharField(required=False, help_text="Exactly this email (any case)")
-    username = serializers.CharField(required=False, help_text="Exactly this username")
-    manager = serializers.CharField(required=False, help_text="Only the direct reports of this username")
-    group = serializers.IntegerField(required=False, help_text="Only the members of this Group ID")
+    search = text_filter("Part of the email or username (any case)")
+    email = text_filter("Exactly this email (any case)")
+    username = text_filter("Exactly this username")
+    manager = text_filter("Only the direct reports of this username")
+    group = id_filter("Only the members of this Group ID")
 
 
 class GroupFilters(serializers.Serializer):
-    search = serializers.CharField(required=False, help_text="Part of the name (any case)")
-    name = serializers.CharField(required=False, help_text="Exactly this name")
-    member = serializers.CharField(required=False, help_text="Only the groups this username is a member of")
-
-
-def _filters(form_class, request):
-    form = form_class(data=request.query_params)
-    form.is_valid(raise_exception=True)
-    return form.validated_data
+    search = text_filter("Part of the name (any case)")
+    name = text_filter("Exactly this name")
+    member = text_filter("Only the groups this username is a member of")
 
 
 def accounts_of(tenant):
@@ -122,7 +116,7 @@ class AccountList(ReadOnly, generics.ListAPIView):
 
     def get_queryset(self):
         Account.fill_usernames(self.request.user.tenant.pk)
-        wanted = _filters(AccountFilters, self.request)
+        wanted = query(AccountFilters, self.request)
         accounts = search_accounts(accounts_of(self.request.user.tenant), wanted.get("search"))
         if "email" in wanted:
             accounts = accounts.filter(email__iexact=wanted["email"].strip())
@@ -165,7 +159,7 @@ class GroupList(ReadOnly, generics.ListAPIView):
         return super().get(request, *args, **kwargs)
 
     def get_queryset(self):
-        wanted = _filters(GroupFilters, self.request)
+        wanted = query(GroupFilters, self.request)
         groups = groups_of(self.request.user.tenant)
         if wanted.get("search", "").strip():
             groups = groups.filter(name__icontains=wanted["search"].strip())
@@ -202,7 +196,7 @@ class ScoreQuery(serializers.Serializer):
         f"(at most {scoring.MAX_PERIODS} periods)"))
     entity_type = serializers.ChoiceField(choices=scoring.ENTITY_TYPES, required=False,
                                           help_text="individual, manager or group")
-    entity_id = serializers.CharField(required=False, help_text="One EntityID: a username, or a Group ID")
+    entity_id = text_filter("One EntityID: a username, or a Group ID")
 
     def validate(self, data):
         data.setdefault("date", timezone.now().date())
@@ -255,7 +249,7 @@ THROTTLED_EXAMPLE = {"detail": "Too Many Requests: the Activity Score API allows
                                "Expected available in 42 seconds."}
 
 
-class ScorePagination(LimitOffsetPagination):
+class ScorePagination(Pagination):
     max_limit = 10_000  # a month of daily scores of a large tenant in a few calls, under the throttle
 
 
@@ -266,9 +260,7 @@ class ScoreView(APIView):
     pagination_class = ScorePagination
 
     def get(self, request):
-        query = ScoreQuery(data=request.query_params)
-        query.is_valid(raise_exception=True)
-        wanted = query.validated_data
+        wanted = query(ScoreQuery, request)
         table = scoring.compute_scores(request.user.tenant.pk, self.kind, wanted["period"], wanted["date"],
                                        wanted.get("date_to")).only(wanted.get("entity_type"), wanted.get("entity_id"))
         paginator = self.pagination_class()

@@ -128,8 +128,9 @@ def run_step(pull_id, step):
         if not page.next_url:
             pull.stage = _after(pull.stage)
         pull.failures = 0
+        # Each page stored renews the step's lease: a long list is not taken for a dead worker's.
         Pull.objects.filter(pk=pull.pk).update(stage=pull.stage, next_url=pull.next_url, counts=pull.counts,
-                                               failures=0)
+                                               failures=0, next_run_at=timezone.now() + lease)
     return _finish(pull)
 
 

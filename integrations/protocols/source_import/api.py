@@ -14,6 +14,7 @@ from drf_spectacular.utils import OpenApiExample, OpenApiResponse, extend_schema
 from rest_framework import generics, serializers
 
 from integrations.models import Direction, Integration
+from integrations.rest import query, text_filter
 
 from .inbound import PROTOCOL
 from .models import FeedbackEntry
@@ -22,8 +23,8 @@ from .models import FeedbackEntry
 class FeedbackQuery(serializers.Serializer):
     """The filters; a value that is not one is a 400 naming it, never an empty list."""
 
-    source_id = serializers.CharField(required=False, help_text=(
-        "Only this REST source's entries. A source in Sandbox Mode has its entries listed only when named here."))
+    source_id = text_filter(
+        "Only this REST source's entries. A source in Sandbox Mode has its entries listed only when named here.")
     date_from = serializers.DateField(required=False, help_text="YYYY-MM-DD: entries dated this day (UTC) or later")
     date_to = serializers.DateField(required=False, help_text="YYYY-MM-DD: entries dated this day (UTC) or earlier")
 
@@ -101,9 +102,7 @@ class FeedbackList(generics.ListAPIView):
     http_method_names = ["get", "head", "options"]
 
     def get_queryset(self):
-        query = FeedbackQuery(data=self.request.query_params)
-        query.is_valid(raise_exception=True)
-        return feedback_of(self.request.user.tenant, **query.validated_data)
+        return feedback_of(self.request.user.tenant, **query(FeedbackQuery, self.request))
 
 
 def urlpatterns():

@@ -8,6 +8,8 @@ from django.urls import path
 from drf_spectacular.utils import extend_schema, extend_schema_field
 from rest_framework import generics, serializers
 
+from integrations.rest import id_filter, query, text_filter
+
 from . import submissions
 from .credentials import PROTOCOL
 from .models import EventRecord, Submission, TimeRecord
@@ -59,21 +61,16 @@ class EventRecordSerializer(TimeRecordSerializer):
 
 
 class RecordQuery(serializers.Serializer):
-    integration = serializers.IntegerField(required=False, help_text=(
-        "Only this integration's. A sandboxed integration's records are listed only when named here."))
-    name = serializers.CharField(required=False, help_text="Only those of submissions with this Name")
-    processing_token = serializers.CharField(required=False, help_text="Only this submission's")
-    upload = serializers.IntegerField(required=False, help_text="Only those of this upload (upload history)")
+    integration = id_filter("Only this integration's. A sandboxed integration's records are listed only when "
+                            "named here.")
+    name = text_filter("Only those of submissions with this Name")
+    processing_token = text_filter("Only this submission's")
+    upload = id_filter("Only those of this upload (upload history)")
 
 
 class TenantList(generics.ListAPIView):
-    def query(self):
-        query = RecordQuery(data=self.request.query_params)
-        query.is_valid(raise_exception=True)
-        return query.validated_data
-
     def narrowed(self, rows, prefix="", sandbox_hidden=True):
-        wanted = self.query()
+        wanted = query(RecordQuery, self.request)
         rows = rows.filter(tenant=self.request.user.tenant)
         if "integration" in wanted:
             rows = rows.filter(integration_id=wanted["integration"])

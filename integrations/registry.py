@@ -128,6 +128,10 @@ class Protocol:
         """Extra tabs on an integration's pages: [(label, url name)], the URL taking (slug, pk)."""
         return []
 
+    # Pages of the tenant's own linked from the main navigation: [(label, url name, the url-name
+    # prefixes of the pages it stands for)], the URL taking the tenant's slug.
+    tenant_pages = ()
+
     # --- inbound ---------------------------------------------------------------------------
 
     def endpoint_path(self, integration):
@@ -218,3 +222,7 @@ def api_urlpatterns():
 
 def page_urlpatterns():
     return [pattern for protocol in _protocols().values() for pattern in protocol.page_urlpatterns()]
+
+
+def tenant_pages():
+    return [page for protocol in _protocols().values() for page in protocol.tenant_pages]

@@ -56,6 +56,8 @@ class AuditEvent(models.Model):
         UPLOAD_RETRIED = "upload.retried", "Upload retried"
         UPLOAD_SKIPPED = "upload.skipped", "Upload skipped"
         UPLOAD_RESENT = "upload.resent", "Upload resent"
+        UPLOAD_SENT_NOW = "upload.sent_now", "Upload sent now"
+        UPLOAD_CANCELLED = "upload.cancelled", "Upload cancelled"
 
     tenant = models.ForeignKey(Tenant, on_delete=models.CASCADE, related_name="audit_events")
     actor = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL)

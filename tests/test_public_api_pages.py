@@ -179,3 +179,15 @@ def test_an_outbound_integration_is_created_on_the_page_with_its_pull_settings(o
     assert integration.read_vendor_credentials() == {"api_token": "vendor-token-1234"}
     page = owner_client.get(reverse("public_api_pulled", args=[tenant.slug, integration.pk])).content.decode()
     assert "Pull now" in page and "vendor-token-1234" not in page
+
+
+def test_people_and_scores_are_in_the_main_navigation(viewer_client, tenant, people):
+    """Accounts, groups and the scorecard belong to the tenant, not to one integration: every page
+    links to them, and marks the link current on each of them."""
+    accounts = reverse("public_api_accounts", args=[tenant.slug])
+    link = re.compile(r'<a href="([^"]+)" (aria-current="page")?\s*>People and scores</a>')
+    found = link.search(viewer_client.get(reverse("dashboard", args=[tenant.slug])).content.decode())
+    assert found and found.group(1) == accounts and not found.group(2)
+    for name in ("public_api_accounts", "public_api_groups", "public_api_scorecard"):
+        found = link.search(viewer_client.get(reverse(name, args=[tenant.slug])).content.decode())
+        assert found and found.group(2), name

@@ -326,7 +326,7 @@ def send_now(upload, actor):
         waiting = _waiting(upload)
         Dispatch.objects.filter(pk=waiting.pk).update(next_attempt_at=timezone.now())
         attempt = waiting.attempts + 1
-        record(upload.tenant, actor, "upload.sent_now", f"Upload #{upload.pk}", upload.integration,
+        record(upload.tenant, actor, Action.UPLOAD_SENT_NOW, f"Upload #{upload.pk}", upload.integration,
                upload=upload.pk, dispatch=waiting.pk, attempt=attempt)
         transaction.on_commit(lambda: queue.send_dispatch(waiting.pk, attempt))
     return waiting
@@ -347,6 +347,6 @@ def cancel(upload, actor):
         Upload.objects.filter(pk=upload.pk, status=Upload.Status.SENDING).update(
             status=Upload.Status.NOT_DELIVERED, finished_at=now,
             message=f"Cancelled by {who} after {waiting.attempts} attempt{'s' if waiting.attempts != 1 else ''}."[:500])
-        record(upload.tenant, actor, "upload.cancelled", f"Upload #{upload.pk}", upload.integration,
+        record(upload.tenant, actor, Action.UPLOAD_CANCELLED, f"Upload #{upload.pk}", upload.integration,
                upload=upload.pk, dispatch=waiting.pk, attempts=waiting.attempts)
     return waiting

@@ -33,6 +33,10 @@ class PublicApi(registry.Protocol):
     def page_urlpatterns(self):
         return views.urlpatterns
 
+    tenant_pages = [("People and scores", "public_api_accounts",
+                     ("public_api_account", "public_api_group", "public_api_import", "public_api_scorecard",
+                      "public_api_entry"))]
+
     def integration_tabs(self, integration):
         if integration.is_inbound:
             return [("Accounts and groups", "public_api_directory")]

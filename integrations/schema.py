@@ -20,12 +20,19 @@ ERRORS = {
     415: "The body is not of a media type this operation reads.",
     429: "Too many requests; try again after Retry-After seconds.",
 }
+# Answered by the web server (gunicorn's limit_request_line, 4,094 bytes by default) before the API
+# sees the request, so it is a short HTML page rather than JSON.
+URI_TOO_LONG = {
+    "description": "The request line (method, path and query string) is longer than 4,094 bytes.",
+    "content": {"text/html": {"schema": {"type": "string"}}},
+}
 
 
 class ApiSchema(AutoSchema):
     """The OpenAPI schema of an operation, with the error answers it can give (drf-spectacular
     lists only the successful ones unless told): 401 and 403 for every operation, 400 where it
-    takes parameters or a body, 404 for one object, 415 for a body, 429 where throttled."""
+    takes parameters or a body, 404 for one object, 415 for a body, 429 where throttled, and
+    414 where a query string could make the request line too long for the server."""
 
     def get_operation(self, path, path_regex, path_prefix, method, registry):
         operation = super().get_operation(path, path_regex, path_prefix, method, registry)
@@ -43,4 +50,6 @@ class ApiSchema(AutoSchema):
         for code in errors:
             operation["responses"].setdefault(str(code), {
                 "description": ERRORS[code], "content": {"application/json": {"schema": ERROR}}})
+        if any(parameter["in"] == "query" for parameter in operation.get("parameters", [])):
+            operation["responses"].setdefault("414", URI_TOO_LONG)
         return operation

@@ -212,6 +212,20 @@ def test_the_same_entries_sent_twice_are_stored_once(client, source, api_key, dj
     assert FeedbackEntry.objects.filter(integration=source).count() == 3
 
 
+def test_a_renamed_source_keeps_its_entries_once(client, owner, source, api_key,
+                                                 django_capture_on_commit_callbacks):
+    """Entries are the source's (the integration's), not its source_id's: after a rename, the
+    same entries sent under the new source_id are not stored again."""
+    with django_capture_on_commit_callbacks(execute=True):
+        post(client, api_key, SEED_BODY)
+    services.update_integration(source, owner, {"source_id": "src-renamed"})
+    with django_capture_on_commit_callbacks(execute=True):
+        post(client, api_key, {**SEED_BODY, "source_id": "src-renamed"})
+
+    assert Upload.objects.filter(integration=source).latest("id").message == "2 entries, 0 new"
+    assert FeedbackEntry.objects.filter(integration=source).count() == 2
+
+
 def test_entries_that_differ_only_where_name_ends_and_content_begins_are_two(
         client, source, api_key, django_capture_on_commit_callbacks):
     payload = [{"date": "2024-03-08 00:29:00", "name": "a|b", "content": "c"},

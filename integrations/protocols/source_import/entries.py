@@ -18,13 +18,16 @@ MAX_LENGTH = {"name": 200, "content": 10_000}
 UNSTORABLE = "[\x00\ud800-\udfff]"  # NUL, and surrogates: text the database cannot store
 
 
-def fingerprint(source_id, date_text, name, content):
-    """What identifies an entry: its source and what it says.
+def fingerprint(date_text, name, content):
+    """What identifies an entry within its REST source (the integration): what it says, its date
+    written in DATE_FORMAT as stored (UTC, to the second).
 
-    The parts are hashed as a JSON list rather than joined with "|": joined, a name "a|b"
-    with content "c" would be the same entry as name "a" with content "b|c".
+    Not the source_id it came under: a source renamed keeps its entries, and the same entries
+    sent again under the new name are still the same entries. The parts are hashed as a JSON
+    list rather than joined with "|": joined, a name "a|b" with content "c" would be the same
+    entry as name "a" with content "b|c".
     """
-    parts = json.dumps([source_id, date_text, name, content], ensure_ascii=False, separators=(",", ":"))
+    parts = json.dumps([date_text, name, content], ensure_ascii=False, separators=(",", ":"))
     return hashlib.sha256(parts.encode()).hexdigest()
 
 

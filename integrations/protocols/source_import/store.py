@@ -1,6 +1,6 @@
 """Storing a request's entries, each one once per integration."""
 
-from .entries import fingerprint
+from .entries import DATE_FORMAT, fingerprint
 from .models import FeedbackEntry
 
 BATCH_SIZE = 1000
@@ -18,9 +18,10 @@ def store_entries(upload, frame):
     integration = upload.integration
     source_id = frame.attrs["source_id"]
     dates = frame["date"].dt.tz_localize("UTC").dt.to_pydatetime()
+    date_texts = frame["date"].dt.strftime(DATE_FORMAT)  # the date as stored, to the second
     distinct = {}  # fingerprint → (date, name, content), the first of each
-    for date, date_text, name, content in zip(dates, frame["date_text"], frame["name"], frame["content"]):
-        distinct.setdefault(fingerprint(source_id, date_text, name, content), (date, name, content))
+    for date, date_text, name, content in zip(dates, date_texts, frame["name"], frame["content"]):
+        distinct.setdefault(fingerprint(date_text, name, content), (date, name, content))
     known = _stored(integration, list(distinct))
     new = [FeedbackEntry(tenant_id=integration.tenant_id, integration=integration, upload=upload,
                          source_id=source_id, date=date, name=name, content=content, fingerprint=key)

@@ -4,11 +4,12 @@ while tenant A has data of every kind. It fails on any server error, any respons
 the schema does not describe, any request the schema allows that is refused or that it
 forbids that is accepted, and any response that carries tenant A's data.
 
-Slow (a few minutes): it runs when PORTAL_SLOW_TESTS and PORTAL_SCHEMA_FUZZ are set.
+Slow (a few minutes): it runs when PORTAL_SLOW_TESTS is set (CI's second pass).
 """
 
 import json
 import os
+import re
 import subprocess
 import sys
 
@@ -23,9 +24,6 @@ from tenant_data import MARK, make_tenant_data
 pytestmark = [
     pytest.mark.slow,
     pytest.mark.skipif(not os.environ.get("PORTAL_SLOW_TESTS"), reason="slow: set PORTAL_SLOW_TESTS=1"),
-    # Not in CI yet: it finds open failures on the newest endpoints (the Upload API's records
-    # accept schema-violating filters; undocumented status codes in its stateful links).
-    pytest.mark.skipif(not os.environ.get("PORTAL_SCHEMA_FUZZ"), reason="set PORTAL_SCHEMA_FUZZ=1 to fuzz the API"),
     pytest.mark.django_db(transaction=True),
 ]
 
@@ -36,6 +34,12 @@ SECONDS = int(os.environ.get("PORTAL_FUZZ_SECONDS", "150"))
 # the field keys, a metric reading a field key; a file's content against the Data Format; a
 # date_to before date_from). Every other check, and this one everywhere else, applies as it is.
 CONFIG = r"""
+# A request the schema forbids may also be refused by the web server before the API sees it: a
+# query string that makes the request line longer than 4,094 bytes is gunicorn's 414 (documented
+# in the schema). schemathesis' own list of rejections lacks 414; otherwise it is the default.
+[checks.negative_data_rejection]
+expected-statuses = ["400", "401", "403", "404", "405", "406", "409", "414", "415", "422", "428", "429", "5xx"]
+
 [[operations]]
 include-path-regex = '^/api/v3/integrations/(\{id\}/)?(uploads/)?$'
 include-method = ["POST", "PATCH"]
@@ -83,4 +87,5 @@ def test_the_api_and_its_schema_agree_and_hold_tenants_apart(tenant, owner, othe
     assert len(answers) > 200, len(answers)
     leaks = [text[:300] for text in answers if MARK in text.lower() or any(s in text for s in alpha.secrets)]
     assert leaks == []
-    assert not any(f" 50{d} " in line for line in log.splitlines() for d in range(10))
+    # The access log's status follows the request line's closing quote (then the size, then the time).
+    assert not re.search(r'" 5\d\d ', log), [line for line in log.splitlines() if re.search(r'" 5\d\d ', line)][:5]

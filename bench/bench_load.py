@@ -30,13 +30,15 @@ import requests
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(BASE_DIR))
+sys.path.insert(0, str(BASE_DIR / "bench"))
+import stack  # noqa: E402
 
 CLIENTS = int(os.environ.get("LOAD_CLIENTS", "16"))
 SECONDS = float(os.environ.get("LOAD_SECONDS", "60"))
 DRAIN_LIMIT = float(os.environ.get("DRAIN_LIMIT", str(max(120.0, 3 * SECONDS))))
 TENANT = "load"
 POOL = os.environ.get("LOAD_POOL", "threads")  # as bin/run; "prefork" to compare
-CONCURRENCY = os.environ.get("WORKERS", "2")  # as bin/run
+CONCURRENCY = stack.worker_concurrency()  # as bin/run chooses it for this database (WORKERS to set it)
 
 
 def free_port():

@@ -211,7 +211,7 @@ def test_a_refused_small_upload_stores_nothing(client, calls_token, calls_integr
     assert not Upload.objects.exists() and not Account.objects.exists()
 
 
-# --- Processing in batches, out of Sandbox Mode ----------------------------------------------------------
+# --- Processing in batches -------------------------------------------------------------------------------------
 
 
 def test_a_backlog_is_processed_in_one_batch_in_arrival_order(send, calls_token, calls_integration, owner):
@@ -269,17 +269,17 @@ def test_a_batch_stops_at_its_bound_and_hands_the_rest_to_the_queue(send, calls_
     assert values(calls_integration) == {("calls", "ann@x.com", "2016-08-16"): 4.0}
 
 
-def test_in_sandbox_each_upload_is_its_own_and_a_failure_halts_nothing(send, calls_token, calls_integration):
-    first, broken, last = [send(calls_token, [{"email": f"u{n}@x.com", "date": "8/16/2016", "calls": n}], run=False)
-                           for n in (1, 2, 3)]
+def test_in_sandbox_a_backlog_is_batched_too_and_a_failure_halts_nothing(send, calls_token, calls_integration):
+    first, second, broken, last = [
+        send(calls_token, [{"email": f"u{n}@x.com", "date": "8/16/2016", "calls": n}], run=False) for n in (1, 2, 3, 4)]
     broken.file.storage.delete(broken.file.name)
-    for callback in first.pending:
+    for callback in first.pending:  # one batch: the first two, then the broken one ends it
         callback()
-    assert [status(u) for u in (first, broken, last)] == ["processed", "queued", "queued"]
-    for upload in (broken, last):
+    assert [status(u) for u in (first, second, broken, last)] == ["processed", "processed", "failed", "queued"]
+    for upload in (second, broken, last):  # their own tasks: the last one is not held by the failure
         for callback in upload.pending:
             callback()
-    assert [status(u) for u in (first, broken, last)] == ["processed", "failed", "processed"]
+    assert [status(u) for u in (first, second, broken, last)] == ["processed", "processed", "failed", "processed"]
 
 
 # --- Writes that replace: re-sending the same file ---------------------------------------------------------

@@ -10,12 +10,13 @@ integration's uploads are processed in arrival order, and one that fails halts t
 ones (status "waiting") until an editor retries or skips it. Each processed upload releases
 only the next waiting one, so a backlog of n uploads costs n tasks, not n².
 
-Out of Sandbox Mode, the worker that processed an upload goes on with the integration's next
-ones in arrival order, in the same transaction and under the same lock, each in a savepoint
-of its own (all or nothing per upload), for at most BATCH_UPLOADS uploads or BATCH_SECONDS:
-a burst of small uploads then costs one lock and one commit per batch instead of a task, a
-broker round trip, a lock and a commit each. The bound keeps the lock short: a purge waits
-for it, and on SQLite so does every other write.
+The worker that processed an upload goes on with the integration's next ones in arrival
+order, in the same transaction and under the same lock, each in a savepoint of its own (all or
+nothing per upload), for at most BATCH_UPLOADS uploads or BATCH_SECONDS: a burst of small
+uploads then costs one lock and one commit per batch instead of a task, a broker round trip, a
+lock and a commit each. The bound keeps the lock short: a purge waits for it, and on SQLite so
+does every other write. In Sandbox Mode too: there the order does not matter, but the saving
+does (their own tasks then find them processed, and do nothing).
 """
 
 import datetime
@@ -44,9 +45,13 @@ BATCH_SECONDS = 0.5
 def process_upload(upload_id):
     """Process one upload, once (and, out of Sandbox Mode, the ones that follow it). Safe to call
     again, from any worker, at any time. Returns the upload, or None when it was not ours to do."""
-    # Claim: only a queued upload (or one whose worker died mid-way) is taken.
-    claimed = Upload.objects.filter(pk=upload_id, status__in=[Status.QUEUED, Status.PROCESSING]).update(
-        status=Status.PROCESSING, started_at=timezone.now(), finished_at=None)
+    # Claim: only a queued upload (or one whose worker died mid-way) is taken. Most tasks of a
+    # burst find theirs processed already in another's batch: a read tells them so without the
+    # write (on SQLite, every write waits for the one write lock that batches and intakes hold).
+    takeable = Upload.objects.filter(pk=upload_id, status__in=[Status.QUEUED, Status.PROCESSING])
+    if not takeable.exists():
+        return None
+    claimed = takeable.update(status=Status.PROCESSING, started_at=timezone.now(), finished_at=None)
     if not claimed:
         return None
     deadline = time.monotonic() + BATCH_SECONDS
@@ -81,12 +86,16 @@ def _process(upload_id):
     return _process_locked(upload, integration)
 
 
-def _process_locked(upload, integration):
-    upload.refresh_from_db()  # a purge that held the lock may have changed it
-    if upload.status != Status.PROCESSING:
-        return upload
+def _process_locked(upload, integration, next_in_batch=False):
+    """Process a claimed upload under its integration's lock. The next ones of a batch were just
+    read under the lock, and come in arrival order behind one that went through, so neither a
+    purge nor an earlier upload can stand in their way."""
+    if not next_in_batch:
+        upload.refresh_from_db()  # a purge that held the lock may have changed it
+        if upload.status != Status.PROCESSING:
+            return upload
     upload.integration = integration
-    if not integration.sandbox and _is_behind_others(upload):
+    if not next_in_batch and not integration.sandbox and _is_behind_others(upload):
         # Decided under the lock, so that the upload ahead releases this one when it is done.
         upload.status, upload.started_at = Status.WAITING, None
         upload.message = "Waiting for an earlier upload of this integration (retry or skip it if it failed)."
@@ -109,12 +118,12 @@ def _process_locked(upload, integration):
 
 
 def _process_next_ones(upload, deadline):
-    """Out of Sandbox Mode, under the lock `upload` was processed with: its integration's next uploads
-    in arrival order (queued, waiting, or claimed by a worker that waits for this lock), each in a
-    savepoint, until one does not go through or the batch is full. Returns the last one."""
+    """Under the lock `upload` was processed with: its integration's next uploads in arrival order
+    (queued, waiting, or claimed by a worker that waits for this lock), each in a savepoint, until
+    one does not go through or the batch is full. Returns the last one."""
     integration = upload.integration
     for _ in range(BATCH_UPLOADS - 1):
-        if integration.sandbox or time.monotonic() >= deadline:
+        if time.monotonic() >= deadline:
             break
         next_id = (Upload.objects.filter(integration=integration, id__gt=upload.id,
                                          status__in=[Status.WAITING, Status.QUEUED, Status.PROCESSING])
@@ -125,7 +134,7 @@ def _process_next_ones(upload, deadline):
                                                  finished_at=None)
         try:
             with transaction.atomic():  # a savepoint: this upload's writes go whole or not at all
-                upload = _process_locked(Upload.objects.get(pk=next_id), integration)
+                upload = _process_locked(Upload.objects.get(pk=next_id), integration, next_in_batch=True)
         except IntakeError as exc:
             _fail(next_id, exc.errors)
             return Upload.objects.get(pk=next_id)

@@ -165,9 +165,11 @@ FILE_UPLOAD_HANDLERS = ["django.core.files.uploadhandler.MemoryFileUploadHandler
                         "uploads.intake.TemporaryFileUploadHandler"]
 DATA_UPLOAD_MAX_MEMORY_SIZE = 2_621_440
 
-# Email (reference 003's notice of a file received): printed to the console unless EMAIL_BACKEND
-# (and Django's EMAIL_HOST …) say otherwise.
-EMAIL_BACKEND = env("EMAIL_BACKEND", default="django.core.mail.backends.console.EmailBackend")
+# Email (reference 003's notice of a file received): printed to the console unless EMAIL_URL names
+# a server, e.g. smtp+tls://user:password@mail.example.com:587 (django-environ sets EMAIL_BACKEND,
+# EMAIL_HOST, EMAIL_PORT, EMAIL_HOST_USER, EMAIL_HOST_PASSWORD and EMAIL_USE_TLS from it).
+vars().update({name: value for name, value in env.email_url("EMAIL_URL", default="consolemail://").items()
+               if value is not None})
 
 # --- Secrets kept for vendors ---------------------------------------------------
 # Fernet key for outbound credentials. Set PORTAL_SECRETS_KEY in production (a urlsafe
@@ -182,6 +184,10 @@ PORTAL_OUTBOUND_ALLOWED_NETWORKS = env.list("PORTAL_OUTBOUND_ALLOWED_NETWORKS", 
 # Certificate authorities that vendors' certificates are checked against (a PEM file), for a
 # vendor whose certificate a private CA signed; empty: the public ones (certifi's bundle).
 PORTAL_OUTBOUND_CA_BUNDLE = env("PORTAL_OUTBOUND_CA_BUNDLE", default="")
+# Seconds to connect to a vendor, and to wait for each read of its answer; an attempt silent for
+# their sum plus 30 s is taken for a dead worker's and made again (uploads/delivery/exchange.py).
+PORTAL_OUTBOUND_CONNECT_TIMEOUT = env.float("PORTAL_OUTBOUND_CONNECT_TIMEOUT", default=5.0)
+PORTAL_OUTBOUND_READ_TIMEOUT = env.float("PORTAL_OUTBOUND_READ_TIMEOUT", default=30.0)
 # Public base URL used to show absolute endpoints when there is no request at hand.
 PORTAL_BASE_URL = env("PORTAL_BASE_URL", default="http://127.0.0.1:8000")
 

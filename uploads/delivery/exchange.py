@@ -53,7 +53,7 @@ def shared_session():
 
 
 def timeouts():
-    return (getattr(settings, "PORTAL_OUTBOUND_CONNECT_TIMEOUT", 5), getattr(settings, "PORTAL_OUTBOUND_READ_TIMEOUT", 30))
+    return settings.PORTAL_OUTBOUND_CONNECT_TIMEOUT, settings.PORTAL_OUTBOUND_READ_TIMEOUT
 
 
 def attempt_lease_seconds():

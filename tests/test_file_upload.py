@@ -348,7 +348,7 @@ def test_other_methods_on_the_url(client, token):
 def test_editors_download_the_file_streamed(send, token, editor_client, tenant):
     send(token, CSV)
     upload = Upload.objects.get()
-    response = editor_client.get(reverse("file_upload_download", args=[tenant.slug, upload.pk]))
+    response = editor_client.get(reverse("upload_download", args=[tenant.slug, upload.pk]))
     assert response.status_code == 200 and response.streaming
     assert b"".join(response.streaming_content) == CSV
     assert 'attachment; filename="customers.csv"' in response["Content-Disposition"]
@@ -360,16 +360,16 @@ def test_viewers_and_other_tenants_cannot_download(send, token, viewer, outsider
     viewer_client, outsider_client = Client(), Client()
     viewer_client.force_login(viewer)
     outsider_client.force_login(outsider)
-    assert viewer_client.get(reverse("file_upload_download", args=[tenant.slug, upload.pk])).status_code == 403
-    assert outsider_client.get(reverse("file_upload_download", args=["globex", upload.pk])).status_code == 404
-    assert outsider_client.get(reverse("file_upload_download", args=[tenant.slug, upload.pk])).status_code == 404
+    assert viewer_client.get(reverse("upload_download", args=[tenant.slug, upload.pk])).status_code == 403
+    assert outsider_client.get(reverse("upload_download", args=["globex", upload.pk])).status_code == 404
+    assert outsider_client.get(reverse("upload_download", args=[tenant.slug, upload.pk])).status_code == 404
 
 
 def test_files_received_tab_lists_the_notifications(send, token, owner_client, tenant, outsider):
     send(token, CSV, filename="march.csv")
     upload = Upload.objects.get()
     page = owner_client.get(reverse("file_upload_files", args=[tenant.slug, upload.integration_id])).content.decode()
-    assert "march.csv" in page and reverse("file_upload_download", args=[tenant.slug, upload.pk]) in page
+    assert "march.csv" in page and reverse("upload_download", args=[tenant.slug, upload.pk]) in page
     assert "Nightly CRM export" in page
     outsider_client = Client()
     outsider_client.force_login(outsider)

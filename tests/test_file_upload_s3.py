@@ -152,7 +152,7 @@ def test_editors_download_through_a_short_lived_url(client, bucket, token, edito
     requests.put(ask(client, token)["url"], data=CSV, timeout=30)
     check(django_capture_on_commit_callbacks)
     upload = Upload.objects.get()
-    response = editor_client.get(reverse("file_upload_download", args=[tenant.slug, upload.pk]))
+    response = editor_client.get(reverse("upload_download", args=[tenant.slug, upload.pk]))
     assert response.status_code == 302
     fetched = requests.get(response["Location"], timeout=30)
     assert fetched.content == CSV and "customers.csv" in fetched.headers["Content-Disposition"]

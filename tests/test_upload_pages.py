@@ -7,6 +7,7 @@ import os
 
 import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
+from django.test import Client
 from django.urls import reverse
 
 from integrations import services
@@ -42,6 +43,26 @@ def test_the_form_accepts_a_file_and_shows_its_progress_page(editor_client, tena
     page = editor_client.get(response.url).content.decode()
     assert "Processed" in page and 'data-done="true"' in page and "upload_progress.js" not in page
     assert MetricValue.objects.count() == 6
+
+
+def test_an_editor_downloads_the_file_as_it_arrived_from_its_upload_page(
+        editor_client, viewer, tenant, activity_integration, django_capture_on_commit_callbacks):
+    viewer_client = Client()
+    viewer_client.force_login(viewer)
+    upload_file(editor_client, tenant, activity_integration, GOOD_CSV, name="march.csv",
+                capture=django_capture_on_commit_callbacks)
+    upload = Upload.objects.get()
+    download = url("upload_download", tenant, upload.pk)
+    assert download in editor_client.get(upload.get_absolute_url()).content.decode()
+    answer = editor_client.get(download)
+    assert answer.status_code == 200 and b"".join(answer.streaming_content) == GOOD_CSV
+    assert 'filename="march.csv"' in answer["Content-Disposition"]
+    # Viewers see the upload, not the file; after a purge there is no file to give.
+    assert download not in viewer_client.get(upload.get_absolute_url()).content.decode()
+    assert viewer_client.get(download).status_code == 403
+    upload.file.storage.delete(upload.file.name)
+    Upload.objects.filter(pk=upload.pk).update(file="", status=Upload.Status.PURGED)
+    assert editor_client.get(download).status_code == 404
 
 
 def test_the_progress_page_polls_a_status_endpoint_until_done(editor_client, tenant, activity_integration,

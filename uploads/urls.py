@@ -9,6 +9,7 @@ urlpatterns = [
     path("uploads/<int:pk>/", views.upload_detail, name="upload_detail"),
     path("uploads/<int:pk>/status/", views.upload_status, name="upload_status"),
     path("uploads/<int:pk>/errors.csv", views.upload_errors_csv, name="upload_errors_csv"),
+    path("uploads/<int:pk>/download/", views.upload_download, name="upload_download"),
     path("uploads/<int:pk>/retry/", views.upload_retry, name="upload_retry"),
     path("uploads/<int:pk>/skip/", views.upload_skip, name="upload_skip"),
     path("uploads/<int:pk>/resend/", views.upload_resend, name="upload_resend"),

@@ -9,12 +9,14 @@ reports, processing, purge and the delivery engine.
 """
 
 import re
+from urllib.parse import quote
 
 from django.contrib import messages
 from django.core.exceptions import ValidationError
 from django.core.paginator import Paginator
 from django.db.models import CharField, Count, Exists, OuterRef, Q, Subquery, Sum, Value
-from django.http import JsonResponse, StreamingHttpResponse
+from django.conf import settings
+from django.http import FileResponse, Http404, HttpResponseRedirect, JsonResponse, StreamingHttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.template.defaultfilters import pluralize
 from django.template.loader import render_to_string
@@ -331,6 +333,26 @@ def upload_status(request, pk):
         state["calls_html"] = render_to_string("integrations/_calls.html",
                                                {"upload": upload, "dispatches": dispatches}, request)
     return JsonResponse(state)
+
+
+@tenant_view(edit=True)
+def upload_download(request, pk):
+    """The upload's stored file, as it arrived: streamed from storage (FileResponse reads it in
+    blocks), or from S3 through a short-lived presigned URL."""
+    upload = _upload(request, pk)
+    if not upload.file:
+        raise Http404("This upload's file was purged.")
+    name = upload.filename or upload.file.name.rsplit("/", 1)[-1]
+    if settings.S3_BUCKET:
+        disposition = f"attachment; filename*=UTF-8''{quote(name, safe='')}"
+        return HttpResponseRedirect(upload.file.storage.url(upload.file.name, expire=300, parameters={
+            "ResponseContentDisposition": disposition}))
+    try:
+        stored = upload.file.open("rb")
+    except FileNotFoundError:
+        raise Http404("The stored file is gone.") from None
+    return FileResponse(stored, as_attachment=True, filename=name,
+                        content_type=upload.content_type or "application/octet-stream")
 
 
 @tenant_view()

@@ -1,13 +1,11 @@
 """Reference 003's pages: the API Tokens tile (File Upload API tokens: new, revoke, where their
-files are processed), the File Upload API integration's "Files received" tab (the notifications)
-and the download of a received file. Thin: a form checks, a plain function works, a page shows."""
-
-from urllib.parse import quote
+files are processed) and the File Upload API integration's "Files received" tab (the
+notifications; a received file is downloaded from its upload's page, uploads.views). Thin: a form
+checks, a plain function works, a page shows."""
 
 from django.contrib import messages
 from django.core.exceptions import ValidationError
 from django.core.paginator import Paginator
-from django.http import FileResponse, Http404, HttpResponseRedirect
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import path, reverse
 from django.views.decorators.http import require_POST
@@ -15,9 +13,8 @@ from django.views.decorators.http import require_POST
 from integrations import services
 from integrations.models import ApiToken, Integration
 from portal.tenancy import tenant_view
-from uploads.models import Upload
 
-from . import s3, tokens
+from . import tokens
 from .forms import TokenForm, TokenLinkForm
 from .models import Notification
 from .slots import SLUG, file_upload_tokens
@@ -103,31 +100,10 @@ def files_received(request, pk):
         "integration": integration, "protocol": integration.protocol_spec, "page": page, **_steps(request)})
 
 
-@tenant_view(edit=True)
-def download(request, pk):
-    """A received file, as it arrived: streamed from storage (FileResponse reads it in blocks),
-    or, on S3, from a short-lived presigned URL."""
-    upload = get_object_or_404(Upload.objects.filter(tenant=request.tenant, integration__protocol=SLUG), pk=pk)
-    if not upload.file:
-        raise Http404("This upload's file was purged.")
-    name = upload.filename or upload.file.name.rsplit("/", 1)[-1]
-    if s3.enabled():
-        disposition = f"attachment; filename*=UTF-8''{quote(name, safe='')}"
-        return HttpResponseRedirect(upload.file.storage.url(upload.file.name, expire=300, parameters={
-            "ResponseContentDisposition": disposition}))
-    try:
-        stored = upload.file.open("rb")
-    except FileNotFoundError:
-        raise Http404("The stored file is gone.") from None
-    return FileResponse(stored, as_attachment=True, filename=name,
-                        content_type=upload.content_type or "application/octet-stream")
-
-
 urlpatterns = [
     path("integrations/api-tokens/", token_list, name="integration_api_tokens"),
     path("integrations/api-tokens/new/", token_create, name="integration_api_token_new"),
     path("integrations/api-tokens/<int:pk>/revoke/", token_revoke, name="integration_api_token_revoke"),
     path("integrations/api-tokens/<int:pk>/process-into/", token_link, name="integration_api_token_link"),
     path("integrations/<int:pk>/files/", files_received, name="file_upload_files"),
-    path("uploads/<int:pk>/download/", download, name="file_upload_download"),
 ]

@@ -230,11 +230,14 @@ CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 # half (docs/operations.md, Reliability).
 PORTAL_REQUEUE_AFTER_SECONDS = env.int("PORTAL_REQUEUE_AFTER_SECONDS", default=60)
 PORTAL_REQUEUE_CHECK_SECONDS = env.float("PORTAL_REQUEUE_CHECK_SECONDS", default=15.0)
+# How long the request log keeps a row (uploads/request_log.py prune, daily).
+PORTAL_REQUEST_LOG_DAYS = env.int("PORTAL_REQUEST_LOG_DAYS", default=30)
 CELERY_BEAT_SCHEDULE = {
     "requeue-stalled-uploads": {"task": "uploads.tasks.requeue_stalled_uploads",
                                 "schedule": PORTAL_REQUEUE_CHECK_SECONDS},
     "requeue-stalled-dispatches": {"task": "uploads.tasks.requeue_stalled_dispatches",
                                    "schedule": PORTAL_REQUEUE_CHECK_SECONDS},
+    "prune-request-log": {"task": "uploads.tasks.prune_request_log", "schedule": 24 * 3600.0},
     # Reference 001 outbound: start the pulls that are due, and resume those whose task was lost.
     "public-api-pulls": {"task": "integrations.protocols.public_api.tasks.pull_due", "schedule": 60.0},
     # Reference 002: expired Upload API access tokens (stored as hashes) are deleted hourly.

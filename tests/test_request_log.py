@@ -202,3 +202,16 @@ def test_the_upload_history_filters_by_status_and_channel_and_failures_include_f
                                                                  + "?status=skipped").content.decode()
     page = owner_client.get(url("failures", tenant) + f"?integration={calls_integration.pk}").content.decode()
     assert page.count("Upload #") == 1 and "failed by web" in page
+
+
+def test_rows_older_than_the_kept_days_are_pruned(client, calls_integration, token, settings):
+    settings.PORTAL_REQUEST_LOG_DAYS = 30
+    for _ in range(3):
+        post(client, token, GOOD)
+    old, recent, new = RequestLog.objects.order_by("id")
+    now = timezone.now()
+    RequestLog.objects.filter(pk=old.pk).update(created_at=now - datetime.timedelta(days=31))
+    RequestLog.objects.filter(pk=recent.pk).update(created_at=now - datetime.timedelta(days=29))
+    assert request_log.prune(now) == 1
+    assert list(RequestLog.objects.order_by("id").values_list("id", flat=True)) == [recent.pk, new.pk]
+    assert Upload.objects.count() == 3  # the uploads themselves stay

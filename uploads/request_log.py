@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from functools import cache
 
+from django.conf import settings
 from django.db.models import Count, F, Max, Q, Sum
 from django.db.models.signals import post_save
 from django.dispatch import receiver
@@ -394,3 +395,22 @@ def described(rows):
         entry.via = ("Web form" if entry.channel == Upload.Channel.WEB
                      else "REST API" if entry.path.startswith(prefix) else "")
     return rows
+
+
+# --- Keeping the log to a size ------------------------------------------------------------
+
+
+def prune(now=None):
+    """Delete the rows older than PORTAL_REQUEST_LOG_DAYS (daily, from beat); returns how many.
+
+    Uploads, their errors and the audit trail keep what happened to every accepted file; the
+    request log is for the questions of the last weeks ("did anything come in?"), and would
+    otherwise grow by a row per request for ever. In slices, so that no one delete holds the
+    table (or, on SQLite, the database) for long."""
+    cutoff = (now or timezone.now()) - timedelta(days=settings.PORTAL_REQUEST_LOG_DAYS)
+    deleted = 0
+    while True:
+        ids = list(RequestLog.objects.filter(created_at__lt=cutoff).order_by("id").values_list("id", flat=True)[:5000])
+        if not ids:
+            return deleted
+        deleted += RequestLog.objects.filter(id__in=ids).delete()[0]

@@ -2,7 +2,7 @@
 
 from celery import shared_task
 
-from . import processing, queue
+from . import processing, queue, request_log
 from .delivery import dispatch
 
 
@@ -28,6 +28,11 @@ def send_dispatch(dispatch_id, attempt):
     if following is not None:
         next_attempt, countdown = following
         queue.send_dispatch(dispatch_id, next_attempt, countdown=countdown)
+
+
+@shared_task(ignore_result=True)
+def prune_request_log():
+    return request_log.prune()
 
 
 @shared_task(ignore_result=True)

@@ -90,6 +90,12 @@ TEMPLATES = [
 DATABASES = {
     "default": env.db("DATABASE_URL", default=f"sqlite:///{VAR_DIR / 'portal.sqlite3'}"),
 }
+# On PostgreSQL each web thread keeps its connection (a minute at most), checked before reuse:
+# opening one per request cost a third of a small upload's time under load (docs/performance.md).
+# At most WEB_WORKERS × WEB_THREADS of them (64 by default), plus the worker's threads.
+_postgres = DATABASES["default"]["ENGINE"].startswith("django.db.backends.postgresql")
+DATABASES["default"]["CONN_MAX_AGE"] = env.int("DATABASE_CONN_MAX_AGE", default=60 if _postgres else 0)
+DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     # A file, not memory, so that a worker process started by a test sees the test data;
     # the process id keeps two test runs on one machine apart.

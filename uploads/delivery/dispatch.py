@@ -21,12 +21,13 @@ from django.db.models import Q
 from django.utils import timezone
 
 from portal.audit import Action, actor_label, record
+from portal.db import unflushed_session
 
 from .. import queue
 from ..models import Dispatch, Upload
 from . import safety
 from .client import Body, NotConfigured, Outcome, error
-from .exchange import Exchanges, attempt_lease_seconds, quick_commits, shared_session
+from .exchange import Exchanges, attempt_lease_seconds, shared_session
 from .redaction import Redactor
 
 log = logging.getLogger(__name__)
@@ -159,7 +160,7 @@ def send(dispatch_id, attempt):
     The next attempt when this one asked for one; or, when another worker holds attempt n, the
     same attempt again once that worker's claim would expire (it may have died with it).
     """
-    with quick_commits():
+    with unflushed_session():
         dispatch = claim(dispatch_id, attempt)
         if dispatch is None:
             check_in = abandoned_attempt_check_in(dispatch_id, attempt)
@@ -171,7 +172,7 @@ def send(dispatch_id, attempt):
 def run_attempt(dispatch_id, attempt):
     """Make attempt number `attempt` of a dispatch. Returns the seconds until the next attempt,
     or None when there is none (delivered, failed for good, or not ours to make)."""
-    with quick_commits():
+    with unflushed_session():
         dispatch = claim(dispatch_id, attempt)
         return None if dispatch is None else make_attempt(dispatch, attempt)
 

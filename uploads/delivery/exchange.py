@@ -10,8 +10,6 @@ by hand, at most five, and every hop's connection is checked by the guarded sess
 (safety.py) at connect time.
 """
 
-import contextlib
-import contextvars
 import hashlib
 import os
 import time
@@ -19,8 +17,9 @@ from urllib.parse import urljoin, urlsplit
 
 import requests
 from django.conf import settings
-from django.db import DatabaseError, connection, transaction
 from django.utils import timezone
+
+from portal.db import unflushed
 
 from ..models import CallLog, Dispatch
 from . import safety
@@ -142,7 +141,7 @@ class Exchanges:
         """The exchange's row, written before the request goes out."""
         redact = self.redactor
         size, sha256, excerpt = _describe(body if body is not None else prepared.body)
-        with _log_write():
+        with unflushed():
             row = CallLog.objects.create(
                 tenant_id=self.integration.tenant_id, integration_id=self.integration.pk,
                 upload_id=self.dispatch.upload_id if self.dispatch else None, dispatch=self.dispatch,
@@ -164,56 +163,9 @@ class Exchanges:
         row.duration_ms = int((time.monotonic() - started) * 1000)
         row.error_class = type(error).__name__ if error else ""
         row.error_message = redact.error(error, row.url)[:2000] if error else ""
-        with _log_write():
+        with unflushed():
             row.save(update_fields=["status_code", "response_headers", "response_excerpt", "duration_ms",
                                     "error_class", "error_message"])
-
-
-_quick_commits = contextvars.ContextVar("quick_commits", default=False)
-
-
-@contextlib.contextmanager
-def quick_commits():
-    """For the span of one attempt (its claim, call-log rows, claim renewals and outcome): on
-    PostgreSQL, this connection's commits do not wait for the disk.
-
-    They are visible to every other connection at once, as always; only a crash of the
-    database's machine within a fraction of a second could lose the last of them, and then the
-    attempt is made again once its lease runs out (at least once, which is what sending over a
-    network can promise anyway). Waiting for the disk at the claim and at the outcome cost a
-    few milliseconds per file, a tenth of what a file's delivery took beside the vendor's answer.
-    """
-    if connection.vendor != "postgresql" or connection.in_atomic_block or _quick_commits.get():
-        yield
-        return
-    with connection.cursor() as cursor:
-        cursor.execute("SET synchronous_commit TO OFF")
-    marker = _quick_commits.set(True)
-    try:
-        yield
-    finally:
-        _quick_commits.reset(marker)
-        try:
-            with connection.cursor() as cursor:
-                cursor.execute("RESET synchronous_commit")
-        except DatabaseError:  # a broken connection is replaced, with the server's default
-            connection.close()
-
-
-def _log_write():
-    """A call-log write on its own: on PostgreSQL, committed without waiting for the disk (see above).
-    Inside a caller's transaction (a dry run in the intake's), it is part of that transaction."""
-    if connection.vendor != "postgresql" or connection.in_atomic_block or _quick_commits.get():
-        return contextlib.nullcontext()
-    return _commit_without_waiting()
-
-
-@contextlib.contextmanager
-def _commit_without_waiting():
-    with transaction.atomic():
-        with connection.cursor() as cursor:
-            cursor.execute("SET LOCAL synchronous_commit TO OFF")
-        yield
 
 
 class _opened:

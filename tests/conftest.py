@@ -2,6 +2,7 @@
 tenant, so that every test can check isolation (after healthchecks' hc/test.py)."""
 
 import pytest
+from django.conf import settings as django_settings
 from django.contrib.auth import get_user_model
 
 from integrations import services
@@ -10,6 +11,14 @@ from portal.celery import app as celery_app
 from portal.models import Membership, Tenant
 
 PASSWORD = "correct horse battery staple"
+
+
+@pytest.fixture(scope="session")
+def django_db_modify_db_settings(django_db_modify_db_settings_parallel_suffix):
+    """The test process opens a connection per request, as Django's default: a connection kept by
+    a thread a test started would hold the test database open when the run drops it. The servers
+    the tests start in processes of their own keep theirs, as deployed."""
+    django_settings.DATABASES["default"]["CONN_MAX_AGE"] = 0
 
 
 @pytest.fixture(autouse=True)

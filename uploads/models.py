@@ -182,6 +182,14 @@ class Upload(models.Model):
 
     class Meta:
         ordering = ["-created_at", "-id"]
+        indexes = [
+            # An integration's uploads still to be processed, in arrival order: what processing asks
+            # before and after every upload (the next one, anything ahead of this one). Only the
+            # pending ones are in it, so it stays small however long the history grows; through the
+            # (integration) and (status) indexes the question took 3-4 ms with 50,000 uploads.
+            models.Index(fields=["integration", "id"], name="upload_pending",
+                         condition=models.Q(status__in=["waiting", "queued", "processing"])),
+        ]
 
     def __str__(self):
         return f"Upload #{self.pk} to {self.integration}"

@@ -38,7 +38,7 @@ SECONDS = float(os.environ.get("LOAD_SECONDS", "60"))
 DRAIN_LIMIT = float(os.environ.get("DRAIN_LIMIT", str(max(120.0, 3 * SECONDS))))
 TENANT = "load"
 POOL = os.environ.get("LOAD_POOL", "threads")  # as bin/run; "prefork" to compare
-CONCURRENCY = stack.worker_concurrency()  # as bin/run chooses it for this database (WORKERS to set it)
+CONCURRENCY = stack.worker_concurrency()  # as bin/run sets it (WORKERS to change it)
 
 
 def free_port():

@@ -92,19 +92,18 @@ def stop(process):
 
 def run_worker_args():
     """The Celery worker's arguments in bin/run (`make run`), without `--beat` (its schedule file
-    is make run's) and with `$WORKERS` as bin/run sets it for this environment."""
-    lines = (BASE_DIR / "bin" / "run").read_text().splitlines()
-    line = next(line for line in lines if line.lstrip().startswith(".venv/bin/celery"))
+    is make run's) and with `${WORKERS:-2}` as the shell would expand it."""
+    line = next(line for line in (BASE_DIR / "bin" / "run").read_text().splitlines()
+                if line.lstrip().startswith(".venv/bin/celery"))
     words = shlex.split(line.rstrip("&").strip())[1:]  # after .venv/bin/celery
-    # bin/run's own line that chooses the number of worker threads, run by the shell.
-    choice = next(line for line in lines if "WORKERS:=" in line)
-    workers = subprocess.run(["bash", "-c", f'{choice}\necho "$WORKERS"'], capture_output=True, text=True,
-                             check=True).stdout.strip()
     args = []
     for word in words:
         if word == "--beat" or word.startswith("--loglevel"):
             continue
-        args.append(word.replace("$WORKERS", workers))
+        if "${WORKERS:-" in word:
+            default = word.split("${WORKERS:-", 1)[1].split("}", 1)[0]
+            word = word.split("$", 1)[0] + os.environ.get("WORKERS", default)
+        args.append(word)
     return ["celery", *args, "--loglevel=WARNING"]
 
 

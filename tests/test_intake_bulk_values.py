@@ -4,10 +4,12 @@ first load, a re-send that replaces values, the next days' file, a file across b
 import datetime
 
 import pytest
+from django.db import connection
 from django.db.models import Sum
 from django.urls import reverse
 
 from integrations import services
+from integrations.protocols.data_integration import values
 from uploads.models import Account, MetricValue, Upload
 
 pytestmark = pytest.mark.django_db
@@ -90,6 +92,39 @@ def test_next_days_are_added_and_earlier_days_kept(send):
     assert MetricValue.objects.filter(upload=across).count() == 3 * USERS * 11
     assert MetricValue.objects.filter(metric__name="calls").aggregate(total=Sum("value"))["total"] == (
         USERS * (10 * 6 + 4 * 10 + 11 * 14))
+
+
+def test_a_file_over_a_few_earlier_values_replaces_them_and_adds_the_rest(send):
+    """Day 10 is held already (120 of the file's 1,800 values): on PostgreSQL the new values are
+    copied straight into the table and only those 120 replace, keeping their rows."""
+    first = send(activity_csv(range(1, 11), calls=3))
+    held = value("user7@example.com", 10, "calls").pk
+    later = send(activity_csv(range(10, 25), calls=5))
+    later.refresh_from_db()
+    assert later.status == "processed" and later.values_written == 3 * USERS * 15
+    assert MetricValue.objects.count() == 3 * USERS * 24
+    replaced = value("user7@example.com", 10, "calls")
+    assert (replaced.pk, replaced.value, replaced.upload_id) == (held, 10.0, later.pk)
+    assert value("user7@example.com", 9, "calls").value == 6.0 and value("user7@example.com", 9, "calls").upload == first
+    assert value("user7@example.com", 24, "talk_minutes").value == 0.1 + 0.2
+    assert MetricValue.objects.filter(upload=later).count() == 3 * USERS * 15
+    assert MetricValue.objects.filter(upload=first).count() == 3 * USERS * 9
+
+
+@pytest.mark.skipif(connection.vendor != "postgresql", reason="the split into copied and replaced values is PostgreSQL's")
+def test_a_failure_after_the_new_values_were_copied_leaves_nothing_written(send, monkeypatch):
+    """All or nothing: the new values are copied first, and go with the rest when replacing fails."""
+    first = send(activity_csv(range(1, 11), calls=3))
+
+    def fail(*args):
+        raise RuntimeError("the replacing half fails")
+
+    monkeypatch.setattr(values, "_replace_by_copy", fail)
+    later = send(activity_csv(range(10, 25), calls=5))
+    later.refresh_from_db()
+    assert later.status == "failed" and later.values_written == 0
+    assert MetricValue.objects.count() == 3 * USERS * 10
+    assert set(MetricValue.objects.values_list("upload", flat=True)) == {first.pk}
 
 
 def test_sending_again_after_a_purge_writes_the_values_anew(send, owner_client, tenant, activity_integration,

@@ -217,9 +217,13 @@ class MetricValue(models.Model):
     # Not caught any more: a metric or account deleted while an upload using it is processed
     # leaves that upload's values of it pointing at nothing (hidden from the API, which joins
     # both; gone with a purge or the integration). integration and metric need no index of their
-    # own: (integration, date) and the unique (metric, account, date) lead with them.
-    tenant = models.ForeignKey("portal.Tenant", on_delete=models.CASCADE, related_name="metric_values",
-                               db_constraint=False)
+    # own: (integration, date) and the unique (metric, account, date) lead with them. Every index
+    # costs about 40 ms of writing 45,000 values, so tenant and upload have none: the tenant's
+    # values are reached through its integrations (the API's list, and deleting a tenant, whose
+    # integrations take their values with them, hence DO_NOTHING here); clearing `upload` when an
+    # upload is deleted (the admin, or with its integration or tenant) reads the whole table.
+    tenant = models.ForeignKey("portal.Tenant", on_delete=models.DO_NOTHING, related_name="metric_values",
+                               db_index=False, db_constraint=False)
     integration = models.ForeignKey("integrations.Integration", on_delete=models.CASCADE,
                                     related_name="metric_values", db_index=False, db_constraint=False)
     metric = models.ForeignKey("integrations.Metric", on_delete=models.CASCADE, related_name="values",
@@ -229,7 +233,7 @@ class MetricValue(models.Model):
     date = models.DateField()
     value = models.FloatField()
     upload = models.ForeignKey(Upload, null=True, blank=True, on_delete=models.SET_NULL, related_name="values",
-                               db_constraint=False)
+                               db_index=False, db_constraint=False)
     updated_at = models.DateTimeField(auto_now=True)
 
     class Meta:

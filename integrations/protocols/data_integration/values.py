@@ -59,29 +59,28 @@ def _select_ids(tenant_id, emails):
 def aggregate(parsed, metrics, account_ids):
     """One row per (metric, account, date) with the metric's aggregation over the file's records."""
     frame = parsed.frame
-    codes, emails = parsed.user_codes, parsed.user_emails  # "" (no user) is refused, so has no account
-    table = pd.DataFrame({"account_id": np.asarray([account_ids.get(e, 0) for e in emails], dtype="int64")[codes],
-                          "date": frame[parsed.dates].to_numpy()})
-    for metric in metrics:
-        source = frame[metric.source_key]
-        if metric.aggregation == "count":  # records that have a value
-            present = source.notna() & (source.astype(str).str.strip() != "")
-            table[f"m{metric.pk}"] = present.to_numpy(dtype="float64")
-        else:
-            table[f"m{metric.pk}"] = source.to_numpy(dtype="float64")
-    groups = table.groupby(["account_id", "date"], sort=False)  # grouped once, for every metric
+    # "" (no user) is refused, so has no account; each other user has an account of its own.
+    accounts = np.asarray([account_ids.get(e, 0) for e in parsed.user_emails], dtype="int64")
+    day_codes, days = pd.factorize(frame[parsed.dates].to_numpy())
+    # (user, day) as one integer: the records are grouped once, for every metric, by a single key
+    # (a quarter faster than by the account and date columns, and without copying the metric columns).
+    key = parsed.user_codes.astype("int64") * len(days) + day_codes
+    groups = frame.groupby(key, sort=False)
     parts = []
     for metric in metrics:
-        column = groups[f"m{metric.pk}"]
-        if metric.aggregation in ("sum", "count"):
-            result = column.sum(min_count=1)
-            if metric.aggregation == "count":
-                result = result[result > 0]
+        if metric.aggregation == "count":  # records that have a value
+            source = frame[metric.source_key]
+            present = source.notna() & (source.astype(str).str.strip() != "")
+            result = present.astype("float64").groupby(key, sort=False).sum()
+            result = result[result > 0]
+        elif metric.aggregation == "sum":
+            result = groups[metric.source_key].sum(min_count=1)
         else:
-            result = column.agg(metric.aggregation)  # max, min, last: each skips empty values
+            result = groups[metric.source_key].agg(metric.aggregation)  # max, min, last: each skips empty values
         result = result.dropna()
-        parts.append(pd.DataFrame({"metric_id": metric.pk, "account_id": result.index.get_level_values(0),
-                                   "date": result.index.get_level_values(1), "value": result.to_numpy()}))
+        users, day = np.divmod(result.index.to_numpy(), len(days))
+        parts.append(pd.DataFrame({"metric_id": metric.pk, "account_id": accounts[users], "date": days[day],
+                                   "value": result.to_numpy(dtype="float64")}))
     values = pd.concat(parts, ignore_index=True)
     # In the order of the unique index: the upsert then walks it instead of jumping about.
     return values.sort_values(["metric_id", "account_id", "date"], ignore_index=True)
@@ -135,34 +134,77 @@ def _upsert_by_executemany(fmt, upload, values, now):
 def _upsert_by_copy(fmt, upload, values, now):
     """PostgreSQL: COPY the values in; faster than bulk_create by 5 to 10 times for 45,000 values.
 
-    When the integration holds no value yet in the file's date range (a first load, the next
-    day's file, a file sent after a purge), nothing can be replaced: the values are copied
-    straight into the table. Otherwise they go to a temporary table first, then one
-    INSERT … ON CONFLICT DO UPDATE from it, as bulk_create(update_conflicts=True) above does.
-    The check and the write are safe together: every value of an integration's metrics carries
-    its integration and is written under the integration's row lock, which this transaction
-    holds; and were one missed, the unique constraint would fail the upload, not double a value.
+    Values that are new are copied straight into the table: all of them in a first load, the
+    next day's file or a file sent after a purge, and most of them in a file that overlaps a few
+    earlier values. The ones that replace a value go through a temporary table and one
+    INSERT … ON CONFLICT DO UPDATE, which costs nearly twice as much per value (the 15 MB
+    benchmark file's 45,000 values, 591 of them held already, load 1: 0.20 s all through the
+    temporary table, 0.14 s split, 0.12 s if none had been held). When more than half of them
+    replace values (a file sent again), they all go that way: telling them apart would cost more
+    than it saves.
+    Telling them apart and writing are safe together: every value of an integration's metrics
+    carries its integration and is written under the integration's row lock, which this
+    transaction holds; and were one missed, the unique constraint would fail the upload, not
+    double a value.
     """
-    table = MetricValue._meta.db_table
+    existing = _existing(fmt, values, most=len(values) // 2)
+    if existing is None:
+        return _replace_by_copy(fmt, upload, values, now)
+    written = 0
+    if not existing.all():
+        written += _insert_by_copy(fmt, upload, values[~existing], now)
+    if existing.any():
+        written += _replace_by_copy(fmt, upload, values[existing], now)
+    return written
+
+
+def _existing(fmt, values, most):
+    """Which of the values the table holds already (a boolean array), or None when the integration
+    holds more than `most` values in their date range."""
+    days = values["date"].to_numpy(dtype="datetime64[D]")
+    in_range = MetricValue.objects.filter(integration_id=fmt.integration_id,
+                                          date__range=(days.min().item(), days.max().item())).order_by()
+    found = in_range[:most + 1].count()
+    if found == 0:
+        return np.zeros(len(values), dtype=bool)
+    if found > most:
+        return None
+    metric_ids, account_ids, dates = zip(*in_range.values_list("metric_id", "account_id", "date"))
+    held = pd.MultiIndex.from_arrays([np.array(metric_ids, dtype="int64"), np.array(account_ids, dtype="int64"),
+                                      np.array(dates, dtype="datetime64[D]")])
+    incoming = pd.MultiIndex.from_arrays([values["metric_id"].to_numpy(dtype="int64"),
+                                          values["account_id"].to_numpy(dtype="int64"), days])
+    return incoming.isin(held)
+
+
+def _binary_columns(values):
     dates = values["date"].to_numpy(dtype="datetime64[D]")
-    overlaps = MetricValue.objects.filter(
-        integration_id=fmt.integration_id, date__range=(dates.min().item(), dates.max().item())).exists()
-    columns = [("metric_id", BIGINT, values["metric_id"]), ("account_id", BIGINT, values["account_id"]),
-               ("date", DATE, (dates - PG_EPOCH_DAY).astype("int32")), ("value", FLOAT8, values["value"])]
+    return [("metric_id", BIGINT, values["metric_id"]), ("account_id", BIGINT, values["account_id"]),
+            ("date", DATE, (dates - PG_EPOCH_DAY).astype("int32")), ("value", FLOAT8, values["value"])]
+
+
+def _insert_by_copy(fmt, upload, values, now):
+    """Values the table does not hold: copied straight into it."""
+    columns = _binary_columns(values) + [
+        ("tenant_id", BIGINT, fmt.tenant_id), ("integration_id", BIGINT, fmt.integration_id),
+        ("upload_id", BIGINT, upload.pk), ("updated_at", TIMESTAMPTZ, _pg_microseconds(now))]
+    names = ", ".join(name for name, _, _ in columns)
+    table = MetricValue._meta.db_table
+    with connection.cursor() as cursor, cursor.cursor.copy(f"COPY {table} ({names}) FROM STDIN (FORMAT binary)") as copy:
+        copy.write(_binary_copy(columns, len(values)))
+    return len(values)
+
+
+def _replace_by_copy(fmt, upload, values, now):
+    """Values that may replace others: copied into a temporary table, then upserted from it."""
+    table = MetricValue._meta.db_table
     with connection.cursor() as cursor:
-        if not overlaps:
-            columns += [("tenant_id", BIGINT, fmt.tenant_id), ("integration_id", BIGINT, fmt.integration_id),
-                        ("upload_id", BIGINT, upload.pk), ("updated_at", TIMESTAMPTZ, _pg_microseconds(now))]
-            names = ", ".join(name for name, _, _ in columns)
-            with cursor.cursor.copy(f"COPY {table} ({names}) FROM STDIN (FORMAT binary)") as copy:
-                copy.write(_binary_copy(columns, len(values)))
-            return len(values)
         cursor.execute("DROP TABLE IF EXISTS incoming_metric_values")
         cursor.execute("CREATE TEMPORARY TABLE incoming_metric_values "
                        "(metric_id bigint, account_id bigint, date date, value double precision) ON COMMIT DROP")
         with cursor.cursor.copy("COPY incoming_metric_values (metric_id, account_id, date, value) "
                                 "FROM STDIN (FORMAT binary)") as copy:
-            copy.write(_binary_copy(columns, len(values)))
+            copy.write(_binary_copy(_binary_columns(values), len(values)))
         cursor.execute(
             f"INSERT INTO {table} (tenant_id, integration_id, metric_id, account_id, date, value, upload_id, updated_at) "
             "SELECT %s, %s, metric_id, account_id, date, value, %s, %s FROM incoming_metric_values "

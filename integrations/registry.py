@@ -57,6 +57,9 @@ class Checked:
     extension: str = ""  # of the stored file: "json", "csv"
     message: str = ""
     details: dict = field(default_factory=dict)
+    # What the check made of the file, in the protocol's own format, for its processing to read
+    # instead of the file (the intake stores it as the upload's `prepared` file; inbound only).
+    prepared: bytes | None = None
 
 
 @dataclass
@@ -146,7 +149,8 @@ class Protocol:
 
     def process(self, upload, file) -> Processed:
         """Turn a stored inbound submission into data, inside the caller's transaction, holding
-        the integration's row lock. Raise IntakeError for a file that cannot be processed."""
+        the integration's row lock. Raise IntakeError for a file that cannot be processed.
+        `upload.prepared`, when set, holds what the check made of the file (Checked.prepared)."""
         raise NotImplementedError
 
     def purge(self, integration) -> int:

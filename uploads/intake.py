@@ -15,6 +15,7 @@ import tempfile
 
 from django.core.exceptions import SuspiciousFileOperation
 from django.core.files import File, uploadhandler
+from django.core.files.base import ContentFile
 from django.core.files.uploadedfile import TemporaryUploadedFile
 from django.db import transaction
 from django.utils import timezone
@@ -139,10 +140,13 @@ def receive(integration, body, *, channel, content_type="", filename="", submitt
             upload.status, upload.queued_at = Upload.Status.QUEUED, timezone.now()
         else:
             upload.status = Upload.Status.DRY_RUN if integration.sandbox else Upload.Status.SENDING
-        upload.file.save(_stored_name(integration, filename, checked.extension), File(spooled.rewind()), save=False)
+        name = _stored_name(integration, filename, checked.extension)
+        upload.file.save(name, File(spooled.rewind()), save=False)
     finally:
         spooled.close()
     try:
+        if checked.prepared is not None and integration.is_inbound:
+            upload.prepared.save(f"{name}.prepared", ContentFile(checked.prepared), save=False)
         with transaction.atomic():
             upload.save()
             if integration.is_inbound:
@@ -150,11 +154,18 @@ def receive(integration, body, *, channel, content_type="", filename="", submitt
             else:
                 dispatch.start(upload, submitted_via or str(submitted_by or "system"))
     except BaseException:
-        upload.file.storage.delete(upload.file.name)  # nothing stored on failure: the file goes too
+        delete_stored_files(upload)  # nothing stored on failure: the file goes too
         raise
     if not integration.is_inbound:
         upload.refresh_from_db()  # a dry run has finished already, in the database
     return upload
+
+
+def delete_stored_files(upload):
+    """The upload's stored file and what its check prepared from it."""
+    for stored in (upload.file, upload.prepared):
+        if stored:
+            stored.storage.delete(stored.name)
 
 
 _UNPRINTABLE = re.compile(r"[\x00-\x1f\x7f\ud800-\udfff]")

@@ -162,6 +162,10 @@ class Upload(models.Model):
     sandbox = models.BooleanField(default=False, help_text="Was the integration in Sandbox Mode when it arrived")
 
     file = models.FileField(upload_to=upload_path, max_length=500, blank=True)
+    # What the intake's check made of a large file, in its protocol's own format, so that
+    # processing does not read the file again (integrations.registry.Checked.prepared); deleted
+    # once the upload is processed.
+    prepared = models.FileField(upload_to=upload_path, max_length=500, blank=True, editable=False)
     filename = models.CharField(max_length=255, blank=True)
     content_type = models.CharField(max_length=100, blank=True)
     size_bytes = models.BigIntegerField(default=0)

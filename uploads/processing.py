@@ -22,6 +22,7 @@ does (their own tasks then find them processed, and do nothing).
 import datetime
 import logging
 import time
+from functools import partial
 
 from django.conf import settings
 from django.db import transaction
@@ -113,7 +114,11 @@ def _process_locked(upload, integration, next_in_batch=False):
     upload.errors = []
     upload.message = result.message[:500]
     upload.finished_at = timezone.now()
-    upload.save(update_fields=["status", "records", "values_written", "errors", "message", "finished_at"])
+    prepared, upload.prepared = upload.prepared, ""
+    upload.save(update_fields=["status", "records", "values_written", "errors", "message", "finished_at",
+                               "prepared"])
+    if prepared:  # read: it served its purpose (in a savepoint rolled back, the hook goes too)
+        transaction.on_commit(partial(prepared.storage.delete, prepared.name))
     return upload
 
 

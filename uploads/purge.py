@@ -26,15 +26,16 @@ def purge_integration(integration, actor):
         last_id = uploads.order_by("-id").values_list("id", flat=True).first() or 0
         uploads = uploads.filter(id__lte=last_id)
         files = [name for name in uploads.exclude(file="").values_list("file", flat=True)]
+        prepared = [name for name in uploads.exclude(prepared="").values_list("prepared", flat=True)]
         values_deleted = locked.protocol_spec.purge(locked)
-        uploads_purged = uploads.update(status=Upload.Status.PURGED, file="")
+        uploads_purged = uploads.update(status=Upload.Status.PURGED, file="", prepared="")
         record(locked.tenant, actor, Action.PURGED, locked.name, locked,
                values=values_deleted, uploads=uploads_purged, files=len(files))
 
         # Files go only once the rows no longer point at them, and only if the purge commits.
         def delete_files():
             storage = Upload._meta.get_field("file").storage
-            for name in files:
+            for name in files + prepared:
                 storage.delete(name)
 
         transaction.on_commit(delete_files)

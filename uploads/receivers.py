@@ -1,5 +1,7 @@
 """What uploads do when the configuration layer announces a change (integrations.signals)."""
 
+from functools import partial
+
 from django.db import transaction
 from django.db.models.signals import post_delete
 from django.dispatch import receiver
@@ -18,7 +20,7 @@ def release_after_sandbox(sender, integration, **kwargs):
 
 @receiver(post_delete, sender=Upload)
 def delete_stored_file(sender, instance, **kwargs):
-    """An upload deleted (with its integration or tenant) takes its stored file along, once committed."""
-    if instance.file:
-        name, storage = instance.file.name, instance.file.storage
-        transaction.on_commit(lambda: storage.delete(name))
+    """An upload deleted (with its integration or tenant) takes its stored files along, once committed."""
+    for stored in (instance.file, instance.prepared):
+        if stored:
+            transaction.on_commit(partial(stored.storage.delete, stored.name))

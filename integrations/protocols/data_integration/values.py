@@ -8,7 +8,11 @@ them, and running the task twice writes them once.
 """
 
 import datetime
+import io
 import itertools
+import json
+import zipfile
+from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
@@ -22,13 +26,12 @@ BATCH_SIZE = 2000  # upserts are fastest in batches of a few thousand rows (and 
 COPY_THRESHOLD = 1000  # on PostgreSQL, more values than this go through COPY (see _upsert_by_copy)
 
 
-def write_values(fmt, upload, parsed):
-    """Aggregate the parsed file into values and write them; returns how many were written."""
+def write_values(fmt, upload, summary):
+    """Write a file's summarized values for their accounts; returns how many were written."""
     if not fmt.metrics:
         return 0
-    accounts = _account_ids(fmt, list(parsed.user_emails))
-    values = aggregate(parsed, fmt.metrics, accounts)
-    return upsert_values(fmt, upload, values)
+    accounts = _account_ids(fmt, list(summary.emails))
+    return upsert_values(fmt, upload, with_accounts(summary, accounts))
 
 
 def _account_ids(fmt, emails):
@@ -56,11 +59,43 @@ def _select_ids(tenant_id, emails):
     return ids
 
 
-def aggregate(parsed, metrics, account_ids):
-    """One row per (metric, account, date) with the metric's aggregation over the file's records."""
+@dataclass
+class Summary:
+    """A file's values before their accounts are known: one row per (metric, user, date), the
+    user a code into `emails`. A large file's check works it out already (the request has parsed
+    the file), and processing reads it back instead of parsing the file again (dump, load)."""
+
+    values: pd.DataFrame  # metric_id, user, date, value
+    emails: np.ndarray  # distinct users, cleaned, as ParsedUpload.user_emails
+
+    COLUMNS = ("metric_id", "user", "date", "value")
+
+    def dump(self, fingerprint):
+        """NumPy's .npz: arrays only, so that loading it runs no code (allow_pickle=False). The
+        emails travel as one JSON string: a NumPy string array would drop a trailing NUL."""
+        buffer = io.BytesIO()
+        np.savez(buffer, fingerprint=np.array(fingerprint), emails=np.array(json.dumps(list(self.emails))),
+                 **{name: self.values[name].to_numpy() for name in self.COLUMNS})
+        return buffer.getvalue()
+
+    @classmethod
+    def load(cls, file, fingerprint):
+        """The summary dump() wrote for this fingerprint (of the Data Format); None if it was made
+        under another one (the Data Format changed since) or cannot be read."""
+        try:
+            with np.load(file, allow_pickle=False) as arrays:
+                if str(arrays["fingerprint"]) != fingerprint:
+                    return None
+                values = pd.DataFrame({name: arrays[name] for name in cls.COLUMNS})
+                emails = np.array(json.loads(str(arrays["emails"])), dtype=object)
+        except (OSError, ValueError, KeyError, zipfile.BadZipFile):
+            return None
+        return cls(values, emails)
+
+
+def summarize(parsed, metrics):
+    """One row per (metric, user, date) with the metric's aggregation over the file's records."""
     frame = parsed.frame
-    # "" (no user) is refused, so has no account; each other user has an account of its own.
-    accounts = np.asarray([account_ids.get(e, 0) for e in parsed.user_emails], dtype="int64")
     day_codes, days = pd.factorize(frame[parsed.dates].to_numpy())
     # (user, day) as one integer: the records are grouped once, for every metric, by a single key
     # (a quarter faster than by the account and date columns, and without copying the metric columns).
@@ -79,11 +114,27 @@ def aggregate(parsed, metrics, account_ids):
             result = groups[metric.source_key].agg(metric.aggregation)  # max, min, last: each skips empty values
         result = result.dropna()
         users, day = np.divmod(result.index.to_numpy(), len(days))
-        parts.append(pd.DataFrame({"metric_id": metric.pk, "account_id": accounts[users], "date": days[day],
-                                   "value": result.to_numpy(dtype="float64")}))
-    values = pd.concat(parts, ignore_index=True)
-    # In the order of the unique index: the upsert then walks it instead of jumping about.
+        parts.append(pd.DataFrame({"metric_id": np.full(len(result), metric.pk, dtype="int64"), "user": users,
+                                   "date": days[day], "value": result.to_numpy(dtype="float64")}))
+    values = pd.concat(parts, ignore_index=True) if parts else pd.DataFrame({name: [] for name in Summary.COLUMNS})
+    return Summary(values, parsed.user_emails)
+
+
+def with_accounts(summary, account_ids):
+    """The summary's values per (metric, account, date), in the order of that unique index (the
+    upsert then walks it instead of jumping about)."""
+    # "" (no user) is refused, so has no account; each other user has an account of its own.
+    accounts = np.asarray([account_ids.get(e, 0) for e in summary.emails], dtype="int64")
+    values = summary.values
+    values = pd.DataFrame({"metric_id": values["metric_id"].to_numpy(),
+                           "account_id": accounts[values["user"].to_numpy(dtype="int64")],
+                           "date": values["date"], "value": values["value"]})
     return values.sort_values(["metric_id", "account_id", "date"], ignore_index=True)
+
+
+def aggregate(parsed, metrics, account_ids):
+    """One row per (metric, account, date) with the metric's aggregation over the file's records."""
+    return with_accounts(summarize(parsed, metrics), account_ids)
 
 
 def upsert_values(fmt, upload, values):

@@ -19,7 +19,7 @@ from django.utils import timezone
 
 from integrations import registry
 from uploads.errors import IntakeError, error
-from uploads.intake import receive
+from uploads.intake import delete_stored_files, receive
 from uploads.models import Account, Upload
 from uploads.processing import process_upload, skip_upload
 
@@ -75,7 +75,7 @@ def submit(integration, submitted, sender, client_id=""):
             if submitted.overwrite:
                 _release_failed(dataset, submission, sender)
         except BaseException:
-            upload.file.storage.delete(upload.file.name)  # nothing stored on failure: the file goes too
+            delete_stored_files(upload)  # nothing stored on failure: the file goes too
             raise
     return submission
 

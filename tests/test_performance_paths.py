@@ -18,7 +18,7 @@ from integrations.protocols.data_integration import protocol as data_protocol
 from integrations.protocols.data_integration.parsing import parse_upload
 from integrations.protocols.data_integration.protocol import DataFormat, parsed_from_plain, plain_json_records
 from integrations.protocols.data_integration.values import COPY_THRESHOLD, aggregate
-from uploads import processing
+from uploads import processing, queue
 from uploads.delivery import exchange
 from uploads.errors import IntakeError
 from uploads.models import Account, MetricValue, Upload
@@ -257,9 +257,8 @@ def test_a_batch_stops_at_its_bound_and_hands_the_rest_to_the_queue(send, calls_
     services.set_sandbox(calls_integration, owner, False)
     uploads = [send(calls_token, [{"email": "ann@x.com", "date": "8/16/2016", "calls": n}], run=False)
                for n in range(1, 5)]
-    for upload in uploads[2:]:  # their tasks arrived first, behind the others
-        for callback in upload.pending:
-            callback()
+    for upload in uploads[2:]:  # tasks for them (sent again by the sweep) arrived first, behind the others
+        processing.process_upload(upload.pk)
     assert [status(u) for u in uploads] == ["queued", "queued", "waiting", "waiting"]
     with django_capture_on_commit_callbacks(execute=True) as released:
         for callback in uploads[0].pending:  # a batch of two, then the next waiting one is queued again
@@ -267,6 +266,51 @@ def test_a_batch_stops_at_its_bound_and_hands_the_rest_to_the_queue(send, calls_
     assert len(released) >= 1
     assert [status(u) for u in uploads] == ["processed"] * 4
     assert values(calls_integration) == {("calls", "ann@x.com", "2016-08-16"): 4.0}
+
+
+@pytest.fixture
+def tasks_sent(monkeypatch):
+    """The ids whose processing task was sent (and not run)."""
+    sent = []
+    monkeypatch.setattr(queue, "process_upload", sent.append)
+    return sent
+
+
+@pytest.mark.parametrize("sandbox", [False, True])
+def test_an_upload_behind_a_queued_one_sends_no_task_the_batch_takes_it(
+        send, calls_token, calls_integration, owner, tasks_sent, sandbox, django_capture_on_commit_callbacks):
+    services.set_sandbox(calls_integration, owner, sandbox)
+    uploads = [send(calls_token, [{"email": "ann@x.com", "date": "8/16/2016", "calls": n}]) for n in (1, 2, 3)]
+    assert tasks_sent == [uploads[0].pk]  # the first one's task is still in the queue: the others go without
+    with django_capture_on_commit_callbacks(execute=True):
+        processing.process_upload(uploads[0].pk)
+    assert [status(u) for u in uploads] == ["processed"] * 3
+    assert tasks_sent == [uploads[0].pk]  # nothing was left queued
+    assert values(calls_integration) == {("calls", "ann@x.com", "2016-08-16"): 3.0}
+
+
+@pytest.mark.parametrize("sandbox", [False, True])
+def test_a_batch_that_stops_short_sends_the_task_of_the_oldest_one_left(
+        send, calls_token, calls_integration, owner, tasks_sent, sandbox, monkeypatch,
+        django_capture_on_commit_callbacks):
+    monkeypatch.setattr(processing, "BATCH_UPLOADS", 2)
+    services.set_sandbox(calls_integration, owner, sandbox)
+    uploads = [send(calls_token, [{"email": "ann@x.com", "date": "8/16/2016", "calls": n}]) for n in (1, 2, 3, 4, 5)]
+    broken = uploads[3]
+    broken.file.storage.delete(broken.file.name)
+    assert tasks_sent == [uploads[0].pk]
+    with django_capture_on_commit_callbacks(execute=True):
+        processing.process_upload(uploads[0].pk)  # a batch of two
+    assert [status(u) for u in uploads] == ["processed", "processed", "queued", "queued", "queued"]
+    assert tasks_sent == [uploads[0].pk, uploads[2].pk]
+    with django_capture_on_commit_callbacks(execute=True):
+        processing.process_upload(uploads[2].pk)  # the third, then the broken one ends the batch
+    assert [status(u) for u in uploads][2:4] == ["processed", "failed"]
+    assert tasks_sent[-1] == uploads[4].pk  # the last one is not left without a task
+    with django_capture_on_commit_callbacks(execute=True):
+        processing.process_upload(uploads[4].pk)
+    # Out of Sandbox Mode it waits behind the failed one; in Sandbox Mode nothing holds it.
+    assert status(uploads[4]) == ("processed" if sandbox else "waiting")
 
 
 def test_in_sandbox_a_backlog_is_batched_too_and_a_failure_halts_nothing(send, calls_token, calls_integration):

@@ -21,7 +21,7 @@ from django.db import transaction
 from django.utils import timezone
 from django.utils.text import get_valid_filename
 
-from . import queue
+from . import processing
 from .delivery import dispatch
 from .errors import TOO_LARGE, IntakeError, error
 from .models import Upload
@@ -150,7 +150,7 @@ def receive(integration, body, *, channel, content_type="", filename="", submitt
         with transaction.atomic():
             upload.save()
             if integration.is_inbound:
-                transaction.on_commit(lambda: queue.process_upload(upload.pk))
+                transaction.on_commit(lambda: processing.queue_processing(upload))
             else:
                 dispatch.start(upload, submitted_via or str(submitted_by or "system"))
     except BaseException:

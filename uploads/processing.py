@@ -16,7 +16,9 @@ nothing per upload), for at most BATCH_UPLOADS uploads or BATCH_SECONDS: a burst
 uploads then costs one lock and one commit per batch instead of a task, a broker round trip, a
 lock and a commit each. The bound keeps the lock short: a purge waits for it, and on SQLite so
 does every other write. In Sandbox Mode too: there the order does not matter, but the saving
-does (their own tasks then find them processed, and do nothing).
+does. An upload that arrives while an earlier one of its integration is still queued sends no
+task of its own (queue_processing): a batch will reach it, and each batch, once committed, sends
+the task of the oldest upload it left queued.
 """
 
 import datetime
@@ -50,11 +52,41 @@ def process_upload(upload_id):
     # burst find theirs processed already in another's batch: a read tells them so without the
     # write (on SQLite, every write waits for the one write lock that batches and intakes hold).
     takeable = Upload.objects.filter(pk=upload_id, status__in=[Status.QUEUED, Status.PROCESSING])
-    if not takeable.exists():
+    integration_id = takeable.values_list("integration_id", flat=True).first()
+    if integration_id is None:
         return None
     claimed = takeable.update(status=Status.PROCESSING, started_at=timezone.now(), finished_at=None)
     if not claimed:
         return None
+    try:
+        return _process_batch(upload_id)
+    finally:
+        # Uploads that arrived behind this batch without a task of their own (queue_processing),
+        # and that the batch did not reach: the oldest one's task takes them on. Asked once the
+        # batch is committed, so that an upload that saw this batch's ones still queued is found.
+        transaction.on_commit(partial(_queue_oldest_queued, integration_id))
+
+
+def queue_processing(upload):
+    """Once an inbound upload is committed: send its processing task, unless an earlier upload of
+    its integration is still queued. The batch that processes that one goes on with this one
+    (_process_next_ones); when a batch ends, committed, it sends the task of the oldest upload
+    still queued (process_upload). A burst of small uploads then costs a task per batch instead
+    of one per upload, nearly all of which found their upload processed already."""
+    ahead = Upload.objects.filter(integration_id=upload.integration_id, id__lt=upload.pk, status=Status.QUEUED)
+    if not ahead.exists():
+        queue.process_upload(upload.pk)
+
+
+def _queue_oldest_queued(integration_id):
+    oldest = (Upload.objects.filter(integration_id=integration_id, status=Status.QUEUED)
+              .order_by("id").values_list("id", flat=True).first())
+    if oldest is not None:
+        queue.process_upload(oldest)
+
+
+def _process_batch(upload_id):
+    """Process a claimed upload and, in the same transaction, the ones that follow it."""
     deadline = time.monotonic() + BATCH_SECONDS
     try:
         with transaction.atomic():

@@ -150,7 +150,7 @@ def claim(dispatch_id, attempt):
     ).update(status=Dispatch.Status.SENDING, attempts=attempt, next_attempt_at=None, claimed_at=now)
     if not claimed:
         return None
-    return Dispatch.objects.select_related("upload__integration__tenant").get(pk=dispatch_id)
+    return Dispatch.objects.select_related("upload__integration").get(pk=dispatch_id)
 
 
 def send(dispatch_id, attempt):

@@ -162,16 +162,17 @@ def _process_next_ones(upload, deadline):
     for _ in range(BATCH_UPLOADS - 1):
         if time.monotonic() >= deadline:
             break
-        next_id = (Upload.objects.filter(integration=integration, id__gt=upload.id,
-                                         status__in=[Status.WAITING, Status.QUEUED, Status.PROCESSING])
-                   .order_by("id").values_list("id", flat=True).first())
-        if next_id is None:
+        following = (Upload.objects.filter(integration=integration, id__gt=upload.id,
+                                           status__in=[Status.WAITING, Status.QUEUED, Status.PROCESSING])
+                     .order_by("id").first())
+        if following is None:
             break
-        Upload.objects.filter(pk=next_id).update(status=Status.PROCESSING, started_at=timezone.now(),
-                                                 finished_at=None)
+        next_id = following.pk
+        following.status, following.started_at, following.finished_at = Status.PROCESSING, timezone.now(), None
+        following.save(update_fields=["status", "started_at", "finished_at"])
         try:
             with transaction.atomic():  # a savepoint: this upload's writes go whole or not at all
-                upload = _process_locked(Upload.objects.get(pk=next_id), integration, next_in_batch=True)
+                upload = _process_locked(following, integration, next_in_batch=True)
         except IntakeError as exc:
             _fail(next_id, exc.errors)
             return Upload.objects.get(pk=next_id)

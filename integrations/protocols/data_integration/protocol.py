@@ -9,8 +9,6 @@ import math
 import re
 from dataclasses import dataclass, fields
 
-import numpy as np
-import pandas as pd
 from django import forms
 from django.core.validators import RegexValidator
 from django.urls import path, reverse
@@ -22,8 +20,8 @@ from uploads.models import MetricValue
 
 from . import inbound
 from .client import DataIntegrationClient
-from .parsing import MAX_USER_CHARACTERS, ParsedUpload, data_format_of, parse_upload
-from .values import Summary, summarize, write_values
+from .parsing import MAX_USER_CHARACTERS, data_format_of, parse_upload
+from .values import Summary, summarize, write_plain_values, write_values
 
 # What users type (as in the seed's "8/16/2016") → what strptime reads.
 DATE_FORMATS = {
@@ -181,8 +179,10 @@ class DataIntegration(registry.Protocol):
         else:
             data = file.read()
             plain = plain_json_records(fmt, data, upload.content_type)
-            parsed = (parsed_from_plain(fmt, plain) if plain is not None
-                      else parse_upload(fmt, data, upload.content_type))
+            if plain is not None:
+                return registry.Processed(records=len(plain), values_written=write_plain_values(fmt, upload, plain),
+                                          message="" if fmt.metrics else NO_METRICS)
+            parsed = parse_upload(fmt, data, upload.content_type)
             records, summary = parsed.records, summarize(parsed, fmt.metrics)
         written = write_values(fmt, upload, summary)
         return registry.Processed(records=records, values_written=written,
@@ -312,21 +312,6 @@ def _plain_value(value, number):
     if isinstance(value, int) and abs(value) > LARGEST_PLAIN_INT or not math.isfinite(value):
         raise NotPlain
     return float(value)
-
-
-def parsed_from_plain(fmt, plain):
-    """The ParsedUpload parse_upload would have made of the same records."""
-    emails, user_codes = np.unique(np.array([user for user, _, _ in plain], dtype=object), return_inverse=True)
-    columns = {fmt.user_key: emails[user_codes],
-               fmt.date_key: np.array([day for _, day, _ in plain], dtype="datetime64[us]")}
-    numbers = {m.source_key for m in fmt.metrics if m.aggregation != "count"}
-    for key in plain[0][2]:
-        values = [fields[key] for _, _, fields in plain]
-        columns[key] = np.array(values, dtype="float64") if key in numbers else np.array(values, dtype=object)
-    frame = pd.DataFrame(columns)
-    frame.attrs["user_key"], frame.attrs["date_key"] = fmt.user_key, fmt.date_key
-    return ParsedUpload(frame=frame, records=len(frame), data_format="json", user_codes=user_codes,
-                        user_emails=emails)
 
 
 DEMO_INTEGRATIONS = [

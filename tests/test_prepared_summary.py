@@ -70,7 +70,7 @@ def test_processing_reads_the_summary_not_the_file(post, monkeypatch, django_cap
     assert upload.prepared.name == "" and not exists(prepared) and exists(upload.file.name)
 
 
-def test_the_summary_gives_the_values_the_file_gives(post, monkeypatch, django_capture_on_commit_callbacks):
+def test_the_summary_gives_the_values_the_file_gives(post, monkeypatch):
     monkeypatch.setattr(protocol, "PREPARE_FROM_BYTES", 10 ** 9)
     parsed = post(activity_csv())
     assert not parsed.prepared

@@ -48,9 +48,10 @@ BATCH_SECONDS = 0.5
 def process_upload(upload_id):
     """Process one upload, once (and, out of Sandbox Mode, the ones that follow it). Safe to call
     again, from any worker, at any time. Returns the upload, or None when it was not ours to do."""
-    # Claim: only a queued upload (or one whose worker died mid-way) is taken. Most tasks of a
-    # burst find theirs processed already in another's batch: a read tells them so without the
-    # write (on SQLite, every write waits for the one write lock that batches and intakes hold).
+    # Claim: only a queued upload (or one whose worker died mid-way) is taken. A task may find its
+    # upload processed already in another's batch (the sweep sends tasks again): a read tells it so
+    # without the write (on SQLite, every write waits for the one write lock that batches and
+    # intakes hold).
     takeable = Upload.objects.filter(pk=upload_id, status__in=[Status.QUEUED, Status.PROCESSING])
     integration_id = takeable.values_list("integration_id", flat=True).first()
     if integration_id is None:

@@ -175,16 +175,15 @@ class DataIntegration(registry.Protocol):
         fmt = DataFormat.of(upload.integration)
         summary = _prepared_summary(upload, fmt)
         if summary is not None:
-            records = upload.records
+            records, written = upload.records, write_values(fmt, upload, summary)
         else:
             data = file.read()
             plain = plain_json_records(fmt, data, upload.content_type)
             if plain is not None:
-                return registry.Processed(records=len(plain), values_written=write_plain_values(fmt, upload, plain),
-                                          message="" if fmt.metrics else NO_METRICS)
-            parsed = parse_upload(fmt, data, upload.content_type)
-            records, summary = parsed.records, summarize(parsed, fmt.metrics)
-        written = write_values(fmt, upload, summary)
+                records, written = len(plain), write_plain_values(fmt, upload, plain)
+            else:
+                parsed = parse_upload(fmt, data, upload.content_type)
+                records, written = parsed.records, write_values(fmt, upload, summarize(parsed, fmt.metrics))
         return registry.Processed(records=records, values_written=written,
                                   message="" if fmt.metrics else NO_METRICS)
 

@@ -12,7 +12,8 @@ PostgreSQL, or inside a caller's transaction, these change nothing.
 import contextlib
 import contextvars
 
-from django.db import DatabaseError, connection, transaction
+from django.db import DatabaseError, connection, connections, transaction
+from django.db.models.sql import UpdateQuery
 
 _session_off = contextvars.ContextVar("synchronous_commit_off", default=False)
 
@@ -52,3 +53,32 @@ def unflushed_session():
                 cursor.execute("RESET synchronous_commit")
         except DatabaseError:  # a broken connection is replaced, with the server's default
             connection.close()
+
+
+def update_together(*updates):
+    """UPDATEs of different rows, each a (queryset, changes) pair, made all or none.
+
+    On PostgreSQL they go as one statement (data-modifying WITH), whose SQL Django's own
+    compiler writes: one round trip instead of a transaction's BEGIN, an UPDATE each and
+    COMMIT, about 0.4 ms each, several times per outbound file. Elsewhere, one transaction.
+    """
+    updates = [(queryset, changes) for queryset, changes in (u for u in updates if u) if changes]
+    if not updates:
+        return
+    alias = updates[0][0].db
+    if connections[alias].vendor != "postgresql" or len(updates) == 1:
+        with transaction.atomic(using=alias):
+            for queryset, changes in updates:
+                queryset.update(**changes)
+        return
+    statements, params = [], []
+    for queryset, changes in updates:
+        query = queryset.query.chain(UpdateQuery)
+        query.add_update_values(changes)
+        sql, sql_params = query.get_compiler(alias).as_sql()
+        statements.append(sql)
+        params.extend(sql_params)
+    *first, last = statements
+    sql = "WITH " + ", ".join(f"update_{n} AS ({statement})" for n, statement in enumerate(first)) + " " + last
+    with connections[alias].cursor() as cursor:
+        cursor.execute(sql, params)

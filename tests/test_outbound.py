@@ -13,6 +13,8 @@ from email.utils import format_datetime
 
 import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
+from django.db import IntegrityError, connection, transaction
+from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 from django.utils import timezone
 from werkzeug import Response
@@ -25,7 +27,10 @@ from uploads.delivery.dispatch import claim, stored_body
 from uploads.intake import receive
 from uploads.models import CallLog, Dispatch
 from uploads.tasks import send_dispatch
+from portal.db import update_together
 from portal.models import AuditEvent
+from uploads.delivery.client import OutboundRequest
+from uploads.delivery.redaction import Redactor
 from uploads.models import Upload
 
 pytestmark = pytest.mark.django_db
@@ -478,3 +483,70 @@ def test_a_long_send_renews_its_claim_so_it_is_not_taken_for_a_dead_workers(
     renewed = Dispatch.objects.get(pk=dispatch.pk).claimed_at
     assert renewed > long_ago + timedelta(seconds=exchange.attempt_lease_seconds() / 2)
     assert claim(dispatch.pk, 1) is None  # alive: not another task's to take over
+
+
+def waiting_dispatch(owner_client, tenant, owner, integration, capture):
+    """A file accepted in Sandbox Mode, then made to wait for its first attempt out of it."""
+    services.set_sandbox(integration, owner, True)
+    send(owner_client, tenant, integration, capture)
+    services.set_sandbox(integration, owner, False)
+    Upload.objects.update(status=Upload.Status.SENDING)
+    Dispatch.objects.update(status=Dispatch.Status.WAITING, attempts=0, progress={"batches": [1, 2]})
+    return Dispatch.objects.get()
+
+
+def test_a_claim_reads_the_dispatch_its_upload_and_integration_as_the_orm_does(
+        owner_client, tenant, owner, vendor_integration, django_capture_on_commit_callbacks):
+    """The claim's SQL is written by hand: every field reads back as the ORM reads it (JSON,
+    dates, booleans, on either database)."""
+    dispatch = waiting_dispatch(owner_client, tenant, owner, vendor_integration, django_capture_on_commit_callbacks)
+    claimed = claim(dispatch.pk, 1)
+    loaded = Dispatch.objects.select_related("upload__integration").get(pk=dispatch.pk)
+    for mine, orm in [(claimed, loaded), (claimed.upload, loaded.upload),
+                      (claimed.upload.integration, loaded.upload.integration)]:
+        for field in type(orm)._meta.concrete_fields:
+            assert getattr(mine, field.attname) == getattr(orm, field.attname), field.name
+    assert (claimed.status, claimed.attempts, claimed.progress) == (Dispatch.Status.SENDING, 1, {"batches": [1, 2]})
+    assert claimed.upload.integration.settings == loaded.upload.integration.settings != {}
+    assert claim(dispatch.pk, 1) is None and claim(dispatch.pk, 2) is None
+
+
+def test_a_delivered_file_costs_three_statements_on_postgresql(
+        owner_client, tenant, owner, vendor_integration, httpserver, django_capture_on_commit_callbacks):
+    """Claim and read; the call log's row; the outcome with the answer. (Outside a test's
+    transaction, a SET and a RESET of synchronous_commit come around them.)"""
+    dispatch = waiting_dispatch(owner_client, tenant, owner, vendor_integration, django_capture_on_commit_callbacks)
+    httpserver.expect_request(PATH, method="POST").respond_with_data("", status=201)
+    with CaptureQueriesContext(connection) as queries:
+        assert outbound.run_attempt(dispatch.pk, 1) is None
+    assert Upload.objects.get().status == Upload.Status.DELIVERED
+    assert CallLog.objects.get(dry_run=False).status_code == 201
+    statements = [query["sql"].split()[0] for query in queries]
+    if connection.vendor == "postgresql":
+        assert statements == ["WITH", "INSERT", "WITH"]
+    else:  # the same, in separate statements and a transaction
+        assert statements.count("UPDATE") == 4 and len(statements) <= 9
+
+
+def test_an_outcome_is_written_all_or_nothing(
+        owner_client, tenant, owner, vendor_integration, django_capture_on_commit_callbacks):
+    dispatch = waiting_dispatch(owner_client, tenant, owner, vendor_integration, django_capture_on_commit_callbacks)
+    with pytest.raises(IntegrityError), transaction.atomic():
+        update_together((Upload.objects.filter(pk=dispatch.upload_id), {"message": "written?"}),
+                        (Dispatch.objects.filter(pk=dispatch.pk), {"failures": -1}))  # a CHECK refuses it
+    assert Upload.objects.get().message != "written?"
+
+
+def test_an_answer_kept_for_the_outcome_is_written_before_anything_later(
+        owner_client, tenant, owner, vendor_integration, httpserver, django_capture_on_commit_callbacks):
+    dispatch = waiting_dispatch(owner_client, tenant, owner, vendor_integration, django_capture_on_commit_callbacks)
+    dispatch = claim(dispatch.pk, 1)
+    httpserver.expect_request("/step", method="GET").respond_with_data("ok", status=200)
+    http = exchange.Exchanges(dispatch, 1, Redactor(), exchange.shared_session(), answers_with_outcome=True)
+    for step in (1, 2):
+        http.exchange(OutboundRequest("GET", httpserver.url_for("/step"), {}))
+        # The last answer waits for the outcome; an earlier one was written when the next call began.
+        answers = CallLog.objects.filter(dry_run=False).order_by("pk").values_list("status_code", flat=True)
+        assert list(answers) == [200] * (step - 1) + [None]
+    http.keep_progress({"batches": 2})  # progress never runs ahead of the call log
+    assert list(CallLog.objects.filter(dry_run=False).values_list("status_code", flat=True)) == [200, 200]

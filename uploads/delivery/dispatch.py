@@ -16,12 +16,13 @@ from datetime import timedelta
 import requests
 from django.conf import settings
 from django.core.exceptions import ValidationError
-from django.db import transaction
+from django.db import connection, transaction
 from django.db.models import Q
 from django.utils import timezone
 
+from integrations.models import Integration
 from portal.audit import Action, actor_label, record
-from portal.db import unflushed_session
+from portal.db import unflushed_session, update_together
 
 from .. import queue
 from ..models import Dispatch, Upload
@@ -142,15 +143,52 @@ def claim(dispatch_id, attempt):
     attempt n from a worker that died making it (a claim not renewed for a lease).
     """
     now = timezone.now()
-    claimed = Dispatch.objects.filter(
-        Q(status=Dispatch.Status.WAITING, attempts=attempt - 1)
-        | Q(status=Dispatch.Status.SENDING, attempts=attempt,
-            claimed_at__lt=now - timedelta(seconds=attempt_lease_seconds())),
-        pk=dispatch_id,
-    ).update(status=Dispatch.Status.SENDING, attempts=attempt, next_attempt_at=None, claimed_at=now)
-    if not claimed:
-        return None
-    return Dispatch.objects.select_related("upload__integration").get(pk=dispatch_id)
+    params = {"id": dispatch_id, "attempt": attempt, "now": now, "waiting": Dispatch.Status.WAITING,
+              "sending": Dispatch.Status.SENDING, "expired": now - timedelta(seconds=attempt_lease_seconds())}
+    with connection.cursor() as cursor:
+        if connection.vendor == "postgresql":
+            cursor.execute(f"WITH claimed AS ({_CLAIM} RETURNING *) {_READ % 'claimed'}", params)
+        else:
+            cursor.execute(_CLAIM, params)
+            if cursor.rowcount != 1:
+                return None
+            cursor.execute(_READ % Dispatch._meta.db_table, params)
+        row = cursor.fetchone()
+    return None if row is None else _claimed(row)
+
+
+# The claim is written by hand, once, rather than by the ORM for every file: building its
+# UPDATE and the SELECT of the dispatch with its upload and integration cost about 2 ms of CPU
+# per file (caches are cold after 50 ms of waiting for a vendor), 3 to 4 ms of a 64 ms cycle;
+# on PostgreSQL both are one statement. What it reads is every column of the three models.
+_CLAIMED_MODELS = (Dispatch, Upload, Integration)
+_CLAIM = (f'UPDATE {Dispatch._meta.db_table} SET status = %(sending)s, attempts = %(attempt)s, '
+          'next_attempt_at = NULL, claimed_at = %(now)s '
+          'WHERE id = %(id)s AND (status = %(waiting)s AND attempts = %(attempt)s - 1 '
+          'OR status = %(sending)s AND attempts = %(attempt)s AND claimed_at < %(expired)s)')
+_READ = ("SELECT " + ", ".join(f'{alias}."{field.column}"' for alias, model in zip("dui", _CLAIMED_MODELS)
+                               for field in model._meta.concrete_fields)
+         + f" FROM %s d JOIN {Upload._meta.db_table} u ON u.id = d.upload_id"
+         f" JOIN {Integration._meta.db_table} i ON i.id = u.integration_id WHERE d.id = %%(id)s")
+
+
+def _claimed(row):
+    """The dispatch, its upload and its integration, from a row of _READ, its values converted
+    as the ORM converts them (JSON, and SQLite's dates and booleans)."""
+    columns = [field.get_col(model._meta.db_table)
+               for model in _CLAIMED_MODELS for field in model._meta.concrete_fields]
+    compiler = Dispatch.objects.none().query.get_compiler(connection=connection)
+    [row] = compiler.apply_converters([row], compiler.get_converters(columns))
+    instances, start = [], 0
+    for model in _CLAIMED_MODELS:
+        fields = model._meta.concrete_fields
+        values = row[start:start + len(fields)]
+        instances.append(model.from_db(connection.alias, [field.attname for field in fields], values))
+        start += len(fields)
+    dispatch, upload, integration = instances
+    upload.integration = integration
+    dispatch.upload = upload
+    return dispatch
 
 
 def send(dispatch_id, attempt):
@@ -182,7 +220,7 @@ def make_attempt(dispatch, attempt):
     dispatch_id = dispatch.pk
     upload = dispatch.upload
     started_at = timezone.now()
-    exchanges = Exchanges(dispatch, attempt, Redactor(), shared_session())
+    exchanges = Exchanges(dispatch, attempt, Redactor(), shared_session(), answers_with_outcome=True)
     try:
         client = client_for(upload.integration)
         exchanges.redactor.add(*client.secrets())
@@ -234,19 +272,18 @@ def finish_attempt(dispatch, attempt, outcome, exchanges, started_at):
         changes.update(status=Dispatch.Status.WAITING, next_attempt_at=now + timedelta(seconds=delay))
         upload_changes = {"errors": errors, "started_at": started, "message": (
             f"Attempt {failures} of {dispatch.max_attempts} failed: {message} Retrying in {delay:.0f} s.")[:500]}
-        if exchanges.rows:
-            row = exchanges.rows[-1]
-            row.retry_in_seconds = round(delay, 3)
-            row.save(update_fields=["retry_in_seconds"])
     else:
         tail = f" after {failures} attempts" if outcome.retryable else ""
         changes.update(status=Dispatch.Status.FAILED, finished_at=now)
         upload_changes = {"status": Upload.Status.NOT_DELIVERED, "errors": errors, "finished_at": now,
                           "started_at": started, "message": f"Not delivered{tail}: {message}"[:500]}
-    with transaction.atomic():
-        Dispatch.objects.filter(pk=dispatch.pk).update(**changes)
-        # Unless the upload stopped sending meanwhile (it was purged).
-        Upload.objects.filter(pk=dispatch.upload_id, status=Upload.Status.SENDING).update(**upload_changes)
+    # With the last exchange's answer, in one statement; the upload unless it stopped sending
+    # meanwhile (it was purged).
+    update_together(
+        exchanges.last_row_update(**({"retry_in_seconds": round(delay, 3)} if retrying else {})),
+        (Dispatch.objects.filter(pk=dispatch.pk), changes),
+        (Upload.objects.filter(pk=dispatch.upload_id, status=Upload.Status.SENDING), upload_changes),
+    )
     return delay
 
 

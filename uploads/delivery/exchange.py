@@ -1,11 +1,14 @@
 """One HTTP exchange with a vendor, and its row in the call log.
 
-Each exchange's row is written before the request goes out and completed when the answer
-is in (or the call fails), each in a transaction of its own: a worker killed mid-attempt
-leaves the request it made in the call log. On PostgreSQL those two commits do not wait for
-the disk (synchronous_commit off, for them alone): they are visible at once and durable within
-a fraction of a second, so only a crash of the database's machine in that fraction could lose
-a row; waiting for the disk twice per file cost a few milliseconds each. Redirects are followed
+Each exchange's row is written before the request goes out, in a transaction of its own: a
+worker killed mid-attempt leaves the request it made in the call log. The answer completes the
+row when it is in; a dispatch's attempt writes its last answer with the attempt's outcome, in
+the outcome's own statement (dispatch.finish_attempt): one write fewer per file, and a worker
+killed in between leaves a request without its answer, as a kill during the request does. On
+PostgreSQL these commits do not wait for the disk (synchronous_commit off, for them alone):
+they are visible at once and durable within a fraction of a second, so only a crash of the
+database's machine in that fraction could lose a row; waiting for the disk cost a few
+milliseconds each. Redirects are followed
 by hand, at most five, and every hop's connection is checked by the guarded session
 (safety.py) at connect time.
 """
@@ -33,6 +36,7 @@ KEPT_RESPONSE_HEADERS = {
     "content-type", "content-length", "location", "retry-after", "date", "server", "x-request-id", "request-id",
     "x-ratelimit-limit", "x-ratelimit-remaining", "x-ratelimit-reset",
 }
+ANSWER_FIELDS = ("status_code", "response_headers", "response_excerpt", "duration_ms", "error_class", "error_message")
 
 _sessions = {}  # process id → the guarded session this worker process reuses (keep-alive, TLS reuse)
 
@@ -73,13 +77,16 @@ class Exchanges:
     vendor's API is logged against the integration, with no upload to hang on.
     """
 
-    def __init__(self, dispatch, attempt, redactor, session=None, integration=None):
+    def __init__(self, dispatch, attempt, redactor, session=None, integration=None, answers_with_outcome=False):
         self.dispatch = dispatch
         self.integration = integration or dispatch.upload.integration
         self.attempt = attempt
         self.redactor = redactor
         self.session = session
         self.rows = []
+        # The last answer waits for last_row_update() (it is written before any later write).
+        self.answers_with_outcome = answers_with_outcome
+        self.unwritten = None  # the row whose answer is not written yet
         self.timeout = timeouts()
         self._renewed = time.monotonic()  # the claim was just made
 
@@ -135,12 +142,14 @@ class Exchanges:
         """Store the client's progress on the dispatch now, mid-attempt (batches already delivered …):
         should this worker die, the attempt that takes over resumes from there."""
         if self.dispatch is not None:
+            self.write_answer()  # the progress never runs ahead of the call log
             Dispatch.objects.filter(pk=self.dispatch.pk).update(progress=progress)
 
     def start(self, prepared, body, dry_run=False, note="", error=None):
         """The exchange's row, written before the request goes out."""
+        self.write_answer()
         redact = self.redactor
-        size, sha256, excerpt = _describe(body if body is not None else prepared.body)
+        size, sha256, excerpt = _describe(body if body is not None else prepared.body, excerpt=dry_run)
         with unflushed():
             row = CallLog.objects.create(
                 tenant_id=self.integration.tenant_id, integration_id=self.integration.pk,
@@ -155,6 +164,7 @@ class Exchanges:
         return row
 
     def finish(self, row, started, answer=None, error=None):
+        """The answer (or the failure) on the row: written now, or kept for the outcome."""
         redact = self.redactor
         row.status_code = answer.status_code if answer else None
         row.response_headers = ({k: redact.text(v) for k, v in answer.headers.items()
@@ -163,9 +173,28 @@ class Exchanges:
         row.duration_ms = int((time.monotonic() - started) * 1000)
         row.error_class = type(error).__name__ if error else ""
         row.error_message = redact.error(error, row.url)[:2000] if error else ""
-        with unflushed():
-            row.save(update_fields=["status_code", "response_headers", "response_excerpt", "duration_ms",
-                                    "error_class", "error_message"])
+        self.unwritten = row
+        if not self.answers_with_outcome:
+            self.write_answer()
+
+    def write_answer(self):
+        if self.unwritten is not None:
+            with unflushed():
+                self.unwritten.save(update_fields=ANSWER_FIELDS)
+            self.unwritten = None
+
+    def last_row_update(self, **more):
+        """The last row's answer, if not written yet, and `more` of its fields, as (queryset,
+        changes) for the attempt's outcome to write in its own statement; None if there is nothing."""
+        if not self.rows:
+            return None
+        row = self.rows[-1]
+        changes = {name: getattr(row, name) for name in ANSWER_FIELDS} if row is self.unwritten else {}
+        for name, value in more.items():
+            setattr(row, name, value)
+            changes[name] = value
+        self.unwritten = None
+        return (CallLog.objects.filter(pk=row.pk), changes) if changes else None
 
 
 class _opened:
@@ -203,9 +232,12 @@ class _Reading:
         return getattr(self._file, name)
 
 
-def _describe(body):
-    """(size, sha256, the start as text) of a request body, without reading a streamed one whole."""
+def _describe(body, excerpt):
+    """(size, sha256, the start as text if `excerpt`) of a request body, without reading a
+    streamed one whole (nor opening it only to log nothing)."""
     if isinstance(body, Body):
+        if not excerpt:
+            return body.size, body.sha256, ""
         with body.open() as file:
             start = file.read(REQUEST_EXCERPT_BYTES)
         return body.size, body.sha256, start.decode("utf-8", errors="replace")

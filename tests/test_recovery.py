@@ -74,6 +74,21 @@ def test_a_stalled_upload_blocking_later_ones_releases_them(live_calls, django_c
     assert set(Upload.objects.values_list("status", flat=True)) == {Upload.Status.PROCESSED}
 
 
+def test_a_backlog_of_stalled_uploads_costs_one_task_per_integration(live_calls, tenant, owner):
+    other = services.create_integration(
+        tenant, owner, name="Other calls", data_type="other_calls", data_format="json",
+        field_keys=["email", "date", "calls"], user_key="email", date_key="date", date_format="M/D/YYYY",
+        metrics=[{"name": "calls", "source_key": "calls", "aggregation": "sum"}])
+    services.set_sandbox(other, owner, False)
+    backlog = [receive(live_calls, ROWS, content_type="application/json", channel="api") for _ in range(3)]
+    elsewhere = receive(other, ROWS, content_type="application/json", channel="api")
+    Upload.objects.update(queued_at=long_ago())  # none of their tasks ran
+
+    assert requeue_stalled_uploads() == [backlog[0].pk, elsewhere.pk]
+    assert set(Upload.objects.values_list("status", flat=True)) == {Upload.Status.PROCESSED}
+    assert requeue_stalled_uploads() == []
+
+
 @pytest.fixture
 def vendor(tenant, owner, httpserver, settings):
     settings.PORTAL_OUTBOUND_ALLOWED_NETWORKS = ["127.0.0.0/8"]

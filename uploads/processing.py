@@ -225,23 +225,29 @@ def release_next_upload(integration_id):
 
 
 def requeue_stalled_uploads():
-    """Send the processing task again for uploads whose task was lost; returns their ids.
+    """Send the processing task again for uploads whose task was lost; returns the ids it was
+    sent for.
 
     Stalled: queued, or processing, for longer than PORTAL_REQUEUE_AFTER_SECONDS. The
     filesystem broker forgets a message once a worker has read it, so a worker that dies
     mid-task loses it; any broker can lose one. Processing is idempotent (see
-    process_upload), so a task that was only slow is harmless to send twice. Runs every few
-    minutes (settings.CELERY_BEAT_SCHEDULE).
+    process_upload), so a task that was only slow is harmless to send twice. One task per
+    integration, for its oldest stalled upload: its batch goes on with the others (and a long
+    backlog does not cost a task per upload at every check). Runs every few seconds
+    (settings.CELERY_BEAT_SCHEDULE).
     """
     now = timezone.now()
     cutoff = now - datetime.timedelta(seconds=settings.PORTAL_REQUEUE_AFTER_SECONDS)
     queued_long_ago = Q(queued_at__lt=cutoff) | Q(queued_at__isnull=True, created_at__lt=cutoff)
     stalled = Upload.objects.filter(Q(status=Status.QUEUED) & queued_long_ago
                                     | Q(status=Status.PROCESSING, started_at__lt=cutoff))
-    upload_ids = list(stalled.order_by("id").values_list("id", flat=True))
+    oldest = {}
+    for integration_id, upload_id in stalled.order_by("id").values_list("integration_id", "id"):
+        oldest.setdefault(integration_id, upload_id)
+    upload_ids = sorted(oldest.values())
     if upload_ids:
-        Upload.objects.filter(id__in=upload_ids, status=Status.QUEUED).update(queued_at=now)
-        log.warning("Processing of %d upload(s) stalled; queued again: %s", len(upload_ids), upload_ids)
+        stalled.filter(status=Status.QUEUED).update(queued_at=now)
+        log.warning("Processing of upload(s) stalled; queued again, with the uploads behind them: %s", upload_ids)
         _queue(upload_ids)
     return upload_ids
 

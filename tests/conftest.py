@@ -1,9 +1,13 @@
 """Shared fixtures: a tenant with an owner, an editor and a viewer, and an outsider in another
 tenant, so that every test can check isolation (after healthchecks' hc/test.py)."""
 
+import os
+
 import pytest
 from django.conf import settings as django_settings
 from django.contrib.auth import get_user_model
+from kombu import pools
+from live_stack import start_worker, stop
 
 from integrations import services
 from integrations.models import ApiToken
@@ -126,3 +130,43 @@ def api_token(tenant, owner):
 def read_only_api_token(tenant, owner):
     _, token = services.issue_api_token(tenant, owner, "tests-ro", ApiToken.Scope.READ)
     return token
+
+
+def reconnect():
+    """Forget the broker connections made so far, so the next send uses the broker configured now."""
+    pools.reset()
+    celery_app._pool = None
+    celery_app.amqp._producer_pool = None
+
+
+@pytest.fixture
+def broker(tmp_path):
+    """Tasks go through a real broker instead of running in-process: the environment's broker if
+    it names one, else a filesystem broker in a folder of this test's own. Its settings, for a
+    worker that reads it."""
+    saved = celery_app.conf.broker_url, dict(celery_app.conf.broker_transport_options or {})
+    env = {}
+    if os.environ.get("CELERY_BROKER_URL"):
+        env["CELERY_BROKER_URL"] = os.environ["CELERY_BROKER_URL"]
+    else:
+        folder = tmp_path / "broker"
+        folder.mkdir()
+        env.update(CELERY_BROKER_URL="filesystem://", CELERY_BROKER_FOLDER=str(folder))
+        celery_app.conf.broker_url = "filesystem://"
+        celery_app.conf.broker_transport_options = {
+            "data_folder_in": str(folder), "data_folder_out": str(folder), "processed_folder": str(folder),
+            "store_processed": False}
+    reconnect()
+    celery_app.conf.task_always_eager = False
+    yield env
+    celery_app.conf.task_always_eager = True
+    celery_app.conf.broker_url, celery_app.conf.broker_transport_options = saved
+    reconnect()
+
+
+@pytest.fixture
+def worker(broker, settings, tmp_path):
+    """A real Celery worker process reading the test's broker; its log in tmp_path/worker.log."""
+    process = start_worker(tmp_path, settings.MEDIA_ROOT, broker)
+    yield process
+    stop(process)

@@ -51,7 +51,7 @@ def beta(other_tenant, outsider):
 def fill(template, params, alpha_rows, alpha_keys, own_ids, slugs):
     """Every way of filling a URL's parameters with A's objects: [(path, baseline path)]. The
     baseline names an object that does not exist, in the same place."""
-    choices, missing = [], []
+    choices = []
     for param in params:
         if param == "slug":
             options = [(slug, MISSING_SLUG if slug != slugs[1] else slug) for slug in slugs]

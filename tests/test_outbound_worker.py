@@ -5,11 +5,10 @@ import time
 import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.urls import reverse
+from live_stack import wait_for
 
 from integrations import services
-from uploads.models import CallLog
-from tests.test_worker import broker, wait_for, worker  # noqa: F401 - the real-worker fixtures
-from uploads.models import Upload
+from uploads.models import CallLog, Upload
 
 pytestmark = [pytest.mark.worker, pytest.mark.django_db(transaction=True)]
 

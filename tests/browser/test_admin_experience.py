@@ -26,7 +26,6 @@ from playwright.sync_api import expect
 from integrations import services
 from integrations.models import Integration
 from tests.conftest import PASSWORD
-from tests.test_worker import broker  # noqa: F401 - a broker that no worker reads
 from uploads.delivery.dispatch import run_attempt
 from uploads.intake import receive
 from uploads import processing

@@ -9,7 +9,6 @@ from playwright.sync_api import expect
 
 from portal.models import Membership, Tenant
 from tests.conftest import make_user
-from tests.test_worker import broker  # noqa: F401 - a broker that no worker reads
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 

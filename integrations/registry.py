@@ -17,6 +17,7 @@ The contract, in one place per protocol:
 - `urlpatterns()`: its routes and inbound views, mounted under /api/;
 - `check()` / `process()` / `purge()`: what becomes of a submission (inbound);
 - `client_class`: its outbound client, driven by the delivery engine (uploads.delivery);
+- `audit_actions`: the actions it records in the audit trail of its own, with their labels;
 - templates `protocols/<slug>/credentials.html` (and optionally `settings_help.html`).
 """
 
@@ -26,6 +27,8 @@ from functools import cache
 from django.apps import apps
 from django.core.exceptions import ValidationError
 from django.utils.module_loading import import_string
+
+from portal import audit
 
 INBOUND, OUTBOUND = "inbound", "outbound"
 
@@ -88,6 +91,7 @@ class Protocol:
     max_upload_bytes = 15 * 1024 * 1024
     has_metrics = False  # whether metrics (and their values) make sense for its inbound integrations
     processed_noun = ("row", "rows")  # what purge deletes, singular and plural
+    audit_actions = ()  # (action, label) pairs of the actions it records itself
     upload_help = "CSV or JSON."
 
     def __str__(self):
@@ -193,6 +197,8 @@ def _protocols():
         if path:
             protocol = import_string(path)()
             found[protocol.slug] = protocol
+            for action, label in protocol.audit_actions:
+                audit.register_action(action, label)
     return found
 
 

@@ -29,10 +29,14 @@ class MembershipAdmin(admin.ModelAdmin):
 class AuditEventAdmin(admin.ModelAdmin):
     """The trail is evidence: support reads it, nobody edits it."""
 
-    list_display = ["created_at", "tenant", "actor_label", "action", "target"]
+    list_display = ["created_at", "tenant", "actor_label", "what", "target"]
     list_filter = ["action", "tenant"]
     search_fields = ["actor_label", "target"]
     date_hierarchy = "created_at"
+
+    @admin.display(description="Action", ordering="action")
+    def what(self, event):
+        return event.action_label
 
     def has_add_permission(self, request):
         return False

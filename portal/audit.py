@@ -16,6 +16,12 @@ def actor_label(actor):
     return str(actor)
 
 
+def register_action(action, label):
+    """An action a protocol records, and what the activity page and the admin call it."""
+    AuditEvent.more_actions[action] = label
+    return action
+
+
 def record(tenant, actor, action, target="", integration=None, **detail):
     # Only a real user goes in the FK; an API token (ApiPrincipal) is named by its label.
     user = actor if isinstance(actor, AbstractBaseUser) else None

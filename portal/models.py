@@ -59,6 +59,10 @@ class AuditEvent(models.Model):
         UPLOAD_SENT_NOW = "upload.sent_now", "Upload sent now"
         UPLOAD_CANCELLED = "upload.cancelled", "Upload cancelled"
 
+    # Actions a later layer records (a protocol's own, "file.received"), with their labels: added
+    # by portal.audit.register_action, since this layer cannot know them.
+    more_actions = {}
+
     tenant = models.ForeignKey(Tenant, on_delete=models.CASCADE, related_name="audit_events")
     actor = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL)
     # Who, in words that survive the user or token being deleted: "alice", "API token 'ci'".
@@ -76,4 +80,14 @@ class AuditEvent(models.Model):
         ordering = ["-created_at", "-id"]
 
     def __str__(self):
-        return f"{self.created_at:%Y-%m-%d %H:%M} {self.actor_label} {self.get_action_display()} {self.target}"
+        return f"{self.created_at:%Y-%m-%d %H:%M} {self.actor_label} {self.action_label} {self.target}"
+
+    @classmethod
+    def action_choices(cls):
+        return [*cls.Action.choices, *cls.more_actions.items()]
+
+    @property
+    def action_label(self):
+        """What the action is called; one nobody registered reads as its words ("upload sent now")."""
+        labels = dict(self.action_choices())
+        return labels.get(self.action) or self.action.replace(".", " ").replace("_", " ").capitalize()

@@ -37,13 +37,11 @@ def activity(request):
     if action:
         events = events.filter(action=action)
     page = Paginator(events, 50).get_page(request.GET.get("page"))
-    labels = dict(AuditEvent.Action.choices)
     for event in page:
         event.details = readable(event.detail)
-        # An action a later layer records that has no label here ("upload.sent_now") reads as words.
-        event.what = labels.get(event.action) or event.action.replace(".", " ").replace("_", " ").capitalize()
+        event.what = event.action_label
     return render(request, "portal/activity.html",
-                  {"page": page, "actions": AuditEvent.Action.choices, "action": action})
+                  {"page": page, "actions": AuditEvent.action_choices(), "action": action})
 
 
 def not_found(request, exception=None):

@@ -258,6 +258,17 @@ def test_put_stores_the_file_and_records_its_arrival(send, tenant, owner, editor
     assert FileSlot.objects.get().status == FileSlot.Status.RECEIVED
 
 
+def test_the_activity_page_and_the_admin_name_the_protocols_own_actions(send, token, owner_client, admin_client, tenant):
+    send(token, CSV)
+    page = owner_client.get(reverse("activity", args=[tenant.slug])).content.decode()
+    assert "File received" in page and "File Upload API token linked" in page  # in the filter too
+    assert "file.received" not in page.replace('value="file.received"', "")
+    filtered = owner_client.get(reverse("activity", args=[tenant.slug]), {"action": "file.received"})
+    assert "customers.csv" in filtered.content.decode()
+    listed = admin_client.get(reverse("admin:portal_auditevent_changelist")).content.decode()
+    assert "File received" in listed
+
+
 def test_a_second_put_to_the_same_url_is_refused(send, client, token):
     answer, _ = send(token, CSV)
     again = put(client, answer.json()["url"], b"something else")

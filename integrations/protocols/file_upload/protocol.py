@@ -10,7 +10,7 @@ from integrations import registry, services
 from integrations.models import Integration
 from uploads.errors import IntakeError, error
 
-from . import inbound, s3, streaming, tokens, views
+from . import arrivals, inbound, s3, streaming, tokens, views
 from .client import FileUploadClient
 from .forms import DATA_INTEGRATION
 from .limits import MAX_FILE_BYTES
@@ -36,6 +36,7 @@ class FileUpload(registry.Protocol):
     max_upload_bytes = MAX_FILE_BYTES
     has_metrics = False
     processed_noun = ("value", "values")  # it writes none of its own: a linked data integration's are that one's
+    audit_actions = ((tokens.TOKEN_LINKED, "File Upload API token linked"), (arrivals.FILE_RECEIVED, "File received"))
     upload_help = ("Any file up to 5 GB; CSV or JSON preferred. Inbound it is kept for your team; outbound it is "
                    "sent to the vendor (a URL from its step 1, then a PUT).")
 

@@ -8,9 +8,8 @@ killed in between leaves a request without its answer, as a kill during the requ
 PostgreSQL these commits do not wait for the disk (synchronous_commit off, for them alone):
 they are visible at once and durable within a fraction of a second, so only a crash of the
 database's machine in that fraction could lose a row; waiting for the disk cost a few
-milliseconds each. Redirects are followed
-by hand, at most five, and every hop's connection is checked by the guarded session
-(safety.py) at connect time.
+milliseconds each. Redirects are followed by hand, at most five, and every hop's connection is
+checked by the guarded session (safety.py) at connect time.
 """
 
 import hashlib

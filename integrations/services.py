@@ -101,6 +101,18 @@ def update_integration(integration, actor, changes, credentials=None):
 
 
 @transaction.atomic
+def replace_vendor_credentials(integration, actor, credentials):
+    """Replace an outbound integration's vendor credentials alone (audited, never shown). The rest
+    is not checked again: a new token is not refused because this process's environment would
+    refuse the integration's endpoint today."""
+    integration = Integration.objects.select_for_update().get(pk=integration.pk)
+    integration.set_vendor_credentials(credentials)
+    integration.save(update_fields=["vendor_credentials", "updated_at"])
+    record(integration.tenant, actor, Action.VENDOR_SECRET_REPLACED, integration.name, integration)
+    return integration
+
+
+@transaction.atomic
 def set_sandbox(integration, actor, enabled):
     if integration.sandbox == enabled:
         return integration

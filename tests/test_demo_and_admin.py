@@ -53,6 +53,17 @@ def test_demo_is_idempotent_and_issues_fresh_tokens(settings):
     assert sorted(integration.metrics.values_list("name", flat=True)) == ["calls", "deals", "talk_minutes"]
 
 
+def test_demo_json_from_a_shell_keeps_the_outbound_demo_sending_the_current_token(settings):
+    """make run allows the loopback endpoint; a shell running `demo --json` beside it does not.
+    The calls token is issued anew all the same, and the outbound integration must send it."""
+    settings.PORTAL_OUTBOUND_ALLOWED_NETWORKS = ["127.0.0.0/8"]
+    run_demo("--base-url", "http://127.0.0.1:8000")
+    settings.PORTAL_OUTBOUND_ALLOWED_NETWORKS = []
+    calls = next(i for i in run_demo("--base-url", "http://127.0.0.1:8000")["integrations"] if i["data_type"] == "calls")
+    outbound = Integration.objects.get(direction="outbound", key="calls")
+    assert outbound.read_vendor_credentials() == {"auth_token": calls["auth_token"]}
+
+
 def test_demo_other_tenant():
     # A base URL that a vendor endpoint may not have (no dot in the host): no outbound demo.
     assert run_demo("--tenant", "other", "--base-url", "http://testserver")["tenant"] == "other"

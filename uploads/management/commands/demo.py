@@ -96,6 +96,10 @@ class Command(BaseCommand):
         vendor_token = {"auth_token": calls["auth_token"]}
         integration = Integration.objects.filter(tenant=tenant, direction="outbound", protocol="data_integration",
                                                  key="calls").first()
+        if integration is not None and integration.endpoint_url == calls["endpoint"]:
+            # The calls token was just issued anew: the outbound integration must send that one,
+            # even from a shell whose environment does not allow the loopback endpoint (make run's does).
+            return services.replace_vendor_credentials(integration, user, vendor_token)
         try:
             with transaction.atomic():
                 if integration is None:

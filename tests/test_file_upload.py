@@ -266,7 +266,9 @@ def test_the_activity_page_and_the_admin_name_the_protocols_own_actions(send, to
     filtered = owner_client.get(reverse("activity", args=[tenant.slug]), {"action": "file.received"})
     assert "customers.csv" in filtered.content.decode()
     listed = admin_client.get(reverse("admin:portal_auditevent_changelist")).content.decode()
-    assert "File received" in listed
+    assert "File received" in listed and "?action=file.received" in listed  # and in its filter
+    only = admin_client.get(reverse("admin:portal_auditevent_changelist"), {"action": "file.received"})
+    assert "customers.csv" in only.content.decode() and "1 audit event" in only.content.decode()
 
 
 def test_a_second_put_to_the_same_url_is_refused(send, client, token):

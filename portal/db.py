@@ -62,7 +62,7 @@ def update_together(*updates):
     compiler writes: one round trip instead of a transaction's BEGIN, an UPDATE each and
     COMMIT, about 0.4 ms each, several times per outbound file. Elsewhere, one transaction.
     """
-    updates = [(queryset, changes) for queryset, changes in (u for u in updates if u) if changes]
+    updates = [update for update in updates if update and update[1]]  # None, or nothing to change
     if not updates:
         return
     alias = updates[0][0].db

@@ -162,10 +162,8 @@ def receive(integration, body, *, channel, content_type="", filename="", submitt
 
 
 def delete_stored_files(upload):
-    """The upload's stored file and what its check prepared from it."""
-    for stored in (upload.file, upload.prepared):
-        if stored:
-            stored.storage.delete(stored.name)
+    for stored in upload.stored_files:
+        stored.storage.delete(stored.name)
 
 
 _UNPRINTABLE = re.compile(r"[\x00-\x1f\x7f\ud800-\udfff]")

@@ -207,6 +207,11 @@ class Upload(models.Model):
             return (self.finished_at - self.started_at).total_seconds()
         return None
 
+    @property
+    def stored_files(self):
+        """The files kept in storage for it: the file, and what its check prepared from it."""
+        return [stored for stored in (self.file, self.prepared) if stored]
+
 
 class MetricValue(models.Model):
     """(account, date, metric) → value: what processing an inbound upload produces."""

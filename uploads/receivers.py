@@ -21,6 +21,5 @@ def release_after_sandbox(sender, integration, **kwargs):
 @receiver(post_delete, sender=Upload)
 def delete_stored_file(sender, instance, **kwargs):
     """An upload deleted (with its integration or tenant) takes its stored files along, once committed."""
-    for stored in (instance.file, instance.prepared):
-        if stored:
-            transaction.on_commit(partial(stored.storage.delete, stored.name))
+    for stored in instance.stored_files:
+        transaction.on_commit(partial(stored.storage.delete, stored.name))

@@ -170,15 +170,15 @@ _READ = ("SELECT " + ", ".join(f'{alias}."{field.column}"' for alias, model in z
                                for field in model._meta.concrete_fields)
          + f" FROM %s d JOIN {Upload._meta.db_table} u ON u.id = d.upload_id"
          f" JOIN {Integration._meta.db_table} i ON i.id = u.integration_id WHERE d.id = %%(id)s")
+_READ_COLUMNS = [field.get_col(model._meta.db_table)
+                 for model in _CLAIMED_MODELS for field in model._meta.concrete_fields]
 
 
 def _claimed(row):
     """The dispatch, its upload and its integration, from a row of _READ, its values converted
     as the ORM converts them (JSON, and SQLite's dates and booleans)."""
-    columns = [field.get_col(model._meta.db_table)
-               for model in _CLAIMED_MODELS for field in model._meta.concrete_fields]
     compiler = Dispatch.objects.none().query.get_compiler(connection=connection)
-    [row] = compiler.apply_converters([row], compiler.get_converters(columns))
+    [row] = compiler.apply_converters([row], compiler.get_converters(_READ_COLUMNS))
     instances, start = [], 0
     for model in _CLAIMED_MODELS:
         fields = model._meta.concrete_fields

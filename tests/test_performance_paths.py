@@ -254,6 +254,29 @@ def test_a_failure_in_a_batch_keeps_the_ones_before_and_halts_the_ones_after(sen
     assert set(values(calls_integration)) == {("calls", "u1@x.com", "2016-08-16"), ("calls", "u3@x.com", "2016-08-16")}
 
 
+def test_the_uploads_after_the_first_are_read_together_and_written_once_each(send, calls_token, calls_integration,
+                                                                             owner, monkeypatch):
+    monkeypatch.setattr(processing, "FOLLOWING_READ_AT_ONCE", 3)
+    services.set_sandbox(calls_integration, owner, False)
+    uploads = [send(calls_token, [{"email": "ann@x.com", "date": "8/16/2016", "calls": n}], run=False)
+               for n in range(1, 9)]
+    broken = uploads[6]
+    broken.file.storage.delete(broken.file.name)
+    with CaptureQueriesContext(connection) as queries:
+        processing.process_upload(uploads[0].pk)
+    assert [status(u) for u in uploads] == ["processed"] * 6 + ["failed", "queued"]
+    for upload in uploads[:7]:
+        assert upload.started_at is not None and upload.finished_at >= upload.started_at
+    sql = [q["sql"] for q in queries.captured_queries]
+    # The first: claimed, then processed. The other five, and the one that failed: written once.
+    assert len([q for q in sql if q.startswith('UPDATE "uploads_upload"')]) == 2 + 5 + 1
+    # The six after the first, three at a time (the one before the failure ends the second read).
+    whole_rows = [q for q in sql if q.startswith('SELECT "uploads_upload"."id", "uploads_upload"."tenant_id"')
+                  and '"uploads_upload"."id" >' in q]
+    assert len(whole_rows) == 2
+    assert values(calls_integration) == {("calls", "ann@x.com", "2016-08-16"): 6.0}
+
+
 def test_a_batch_stops_at_its_bound_and_hands_the_rest_to_the_queue(send, calls_token, calls_integration, owner,
                                                                     monkeypatch, django_capture_on_commit_callbacks):
     monkeypatch.setattr(processing, "BATCH_UPLOADS", 2)

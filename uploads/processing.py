@@ -43,6 +43,10 @@ log = logging.getLogger(__name__)
 Status = Upload.Status
 BATCH_UPLOADS = 200
 BATCH_SECONDS = 0.5
+# A batch's next uploads: queued, waiting behind the one before, or claimed by a worker that waits
+# for the lock; read this many at a time.
+FOLLOWING = [Status.WAITING, Status.QUEUED, Status.PROCESSING]
+FOLLOWING_READ_AT_ONCE = 20
 
 
 def process_upload(upload_id):
@@ -105,10 +109,10 @@ def _process_batch(upload_id):
     return None
 
 
-def _fail(upload_id, errors):
-    Upload.objects.filter(pk=upload_id, status=Status.PROCESSING).update(
+def _fail(upload_id, errors, statuses=(Status.PROCESSING,), **more):
+    Upload.objects.filter(pk=upload_id, status__in=statuses).update(
         status=Status.FAILED, errors=errors, values_written=0, finished_at=timezone.now(),
-        message=f"{len(errors)} error{'s' if len(errors) != 1 else ''}; nothing was written.")
+        message=f"{len(errors)} error{'s' if len(errors) != 1 else ''}; nothing was written.", **more)
 
 
 def _process(upload_id):
@@ -148,8 +152,8 @@ def _process_locked(upload, integration, next_in_batch=False):
     upload.message = result.message[:500]
     upload.finished_at = timezone.now()
     prepared, upload.prepared = upload.prepared, ""
-    upload.save(update_fields=["status", "records", "values_written", "errors", "message", "finished_at",
-                               "prepared"])
+    upload.save(update_fields=["status", "records", "values_written", "errors", "message", "started_at",
+                               "finished_at", "prepared"])
     if prepared:  # read: it served its purpose (in a savepoint rolled back, the hook goes too)
         transaction.on_commit(partial(prepared.storage.delete, prepared.name))
     return upload
@@ -158,32 +162,45 @@ def _process_locked(upload, integration, next_in_batch=False):
 def _process_next_ones(upload, deadline):
     """Under the lock `upload` was processed with: its integration's next uploads in arrival order
     (queued, waiting, or claimed by a worker that waits for this lock), each in a savepoint, until
-    one does not go through or the batch is full. Returns the last one."""
-    integration = upload.integration
-    for _ in range(BATCH_UPLOADS - 1):
-        if time.monotonic() >= deadline:
+    one does not go through or the batch is full. Returns the last one.
+
+    They are read a few at a time, and each is written once, when it is processed: no other
+    transaction sees it between the two (the batch commits them together), so marking it
+    "processing" first would be a statement per upload for nobody. Under the lock, no other
+    processing and no purge can change them meanwhile.
+    """
+    integration, last = upload.integration, upload
+    left = BATCH_UPLOADS - 1
+    while left > 0:
+        following = list(Upload.objects.filter(integration=integration, id__gt=last.id, status__in=FOLLOWING)
+                         .order_by("id")[:min(left, FOLLOWING_READ_AT_ONCE)])
+        if not following:
             break
-        following = (Upload.objects.filter(integration=integration, id__gt=upload.id,
-                                           status__in=[Status.WAITING, Status.QUEUED, Status.PROCESSING])
-                     .order_by("id").first())
-        if following is None:
-            break
-        next_id = following.pk
-        following.status, following.started_at, following.finished_at = Status.PROCESSING, timezone.now(), None
-        following.save(update_fields=["status", "started_at", "finished_at"])
-        try:
-            with transaction.atomic():  # a savepoint: this upload's writes go whole or not at all
-                upload = _process_locked(following, integration, next_in_batch=True)
-        except IntakeError as exc:
-            _fail(next_id, exc.errors)
-            return Upload.objects.get(pk=next_id)
-        except Exception as exc:  # noqa: BLE001 — as in process_upload
-            log.exception("Processing upload %s failed", next_id)
-            _fail(next_id, [error("processing_failed", f"Processing failed: {type(exc).__name__}.")])
-            return Upload.objects.get(pk=next_id)
-        if upload.status != Status.PROCESSED:
-            break
-    return upload
+        for upload in following:
+            if time.monotonic() >= deadline:
+                return last
+            left -= 1
+            last = _process_following(upload, integration)
+            if last.status != Status.PROCESSED:
+                return last
+    return last
+
+
+def _process_following(following, integration):
+    """One upload of a batch after the first, in a savepoint: processed, or failed and returned as it
+    now stands."""
+    following.status, following.started_at, following.finished_at = Status.PROCESSING, timezone.now(), None
+    try:
+        with transaction.atomic():  # a savepoint: this upload's writes go whole or not at all
+            return _process_locked(following, integration, next_in_batch=True)
+    except IntakeError as exc:
+        errors = exc.errors
+    except Exception as exc:  # noqa: BLE001 — as in process_upload
+        log.exception("Processing upload %s failed", following.pk)
+        errors = [error("processing_failed", f"Processing failed: {type(exc).__name__}.")]
+    _fail(following.pk, errors, FOLLOWING, started_at=following.started_at)
+    following.refresh_from_db()
+    return following
 
 
 def _is_behind_others(upload):

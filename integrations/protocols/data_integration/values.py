@@ -209,6 +209,8 @@ def upsert_rows(fmt, upload, rows):
     now = timezone.now()
     if connection.vendor == "sqlite":
         return _upsert_by_executemany(fmt, upload, rows, now)
+    if connection.vendor == "postgresql":
+        return _upsert_by_arrays(fmt, upload, rows, now)
     MetricValue.objects.bulk_create(
         [MetricValue(tenant_id=fmt.tenant_id, integration_id=fmt.integration_id, metric_id=int(m),
                      account_id=int(a), date=d, value=float(v), upload_id=upload.pk, updated_at=now)
@@ -219,21 +221,37 @@ def upsert_rows(fmt, upload, rows):
     return len(rows)
 
 
+_UPSERT = (f"INSERT INTO {MetricValue._meta.db_table} "
+           "(tenant_id, integration_id, metric_id, account_id, date, value, upload_id, updated_at) ")
+_ON_CONFLICT_REPLACE = ("ON CONFLICT (metric_id, account_id, date) DO UPDATE "
+                        "SET value = EXCLUDED.value, upload_id = EXCLUDED.upload_id, updated_at = EXCLUDED.updated_at")
+
+
+def _upsert_by_arrays(fmt, upload, rows, now):
+    """PostgreSQL, up to COPY_THRESHOLD values: the rows as four arrays, which the server unnests
+    into one INSERT … ON CONFLICT DO UPDATE. bulk_create built and bound eight parameters per row:
+    for a 1 KB upload's 14 values that was 1.9 ms of a worker's 2.2 ms per upload under cProfile
+    (bench/profile_small_intake.py's body, a batch of 200), the most of any part of processing."""
+    metric_ids, account_ids, dates, values = zip(*rows)
+    with connection.cursor() as cursor:
+        cursor.execute(
+            _UPSERT + "SELECT %s, %s, m, a, d, v, %s, %s "
+            "FROM unnest(%s::bigint[], %s::bigint[], %s::date[], %s::float8[]) AS incoming (m, a, d, v) "
+            + _ON_CONFLICT_REPLACE,
+            [fmt.tenant_id, fmt.integration_id, upload.pk, now, [int(m) for m in metric_ids],
+             [int(a) for a in account_ids], list(dates), [float(v) for v in values]])
+    return len(rows)
+
+
 def _upsert_by_executemany(fmt, upload, rows, now):
     """SQLite: one prepared INSERT … ON CONFLICT DO UPDATE run over every row by the driver; 20 to
     40 times faster than bulk_create for 45,000 values, so that processing holds SQLite's one
     write lock for a fraction of a second instead of seconds."""
-    table = MetricValue._meta.db_table
     updated_at = connection.ops.adapt_datetimefield_value(now)
     # str(): a date's ISO text, which is how Django stores a DateField in SQLite.
     params = [(fmt.tenant_id, fmt.integration_id, m, a, str(d), v, upload.pk, updated_at) for m, a, d, v in rows]
     with connection.cursor() as cursor:
-        cursor.executemany(
-            f"INSERT INTO {table} (tenant_id, integration_id, metric_id, account_id, date, value, upload_id, updated_at) "
-            "VALUES (%s, %s, %s, %s, %s, %s, %s, %s) "
-            "ON CONFLICT (metric_id, account_id, date) DO UPDATE "
-            "SET value = excluded.value, upload_id = excluded.upload_id, updated_at = excluded.updated_at",
-            params)
+        cursor.executemany(_UPSERT + "VALUES (%s, %s, %s, %s, %s, %s, %s, %s) " + _ON_CONFLICT_REPLACE, params)
     return len(rows)
 
 
@@ -303,7 +321,6 @@ def _insert_by_copy(fmt, upload, values, now):
 
 def _replace_by_copy(fmt, upload, values, now):
     """Values that may replace others: copied into a temporary table, then upserted from it."""
-    table = MetricValue._meta.db_table
     with connection.cursor() as cursor:
         cursor.execute("DROP TABLE IF EXISTS incoming_metric_values")
         cursor.execute("CREATE TEMPORARY TABLE incoming_metric_values "
@@ -312,12 +329,8 @@ def _replace_by_copy(fmt, upload, values, now):
                                 "FROM STDIN (FORMAT binary)") as copy:
             copy.write(_binary_copy(_binary_columns(values), len(values)))
         cursor.execute(
-            f"INSERT INTO {table} (tenant_id, integration_id, metric_id, account_id, date, value, upload_id, updated_at) "
-            "SELECT %s, %s, metric_id, account_id, date, value, %s, %s FROM incoming_metric_values "
-            "ON CONFLICT (metric_id, account_id, date) DO UPDATE "
-            "SET value = EXCLUDED.value, upload_id = EXCLUDED.upload_id, updated_at = EXCLUDED.updated_at",
-            [fmt.tenant_id, fmt.integration_id, upload.pk, now],
-        )
+            _UPSERT + "SELECT %s, %s, metric_id, account_id, date, value, %s, %s FROM incoming_metric_values "
+            + _ON_CONFLICT_REPLACE, [fmt.tenant_id, fmt.integration_id, upload.pk, now])
         written = cursor.rowcount
         cursor.execute("DROP TABLE incoming_metric_values")
     return written

@@ -365,8 +365,9 @@ def main():
         arrived = Upload.objects.filter(tenant=tenant, filename="big-outbound.bin",
                                         integration__direction="inbound").latest("id")
         assert arrived.sha256 == expected and arrived.size_bytes == size
-        print(f"(d) outbound {size / GIB:.2f} GiB: the intake took it in (spooled, then copied to storage) in "
-              f"{intake:.1f} s; step 1 and the PUT to the portal's own API in {d:.1f} s; {done.message}", flush=True)
+        print(f"(d) outbound {size / GIB:.2f} GiB: the intake took it in (spooled to a temporary file, then moved "
+              f"into storage) in {intake:.1f} s; step 1 and the PUT to the portal's own API in {d:.1f} s; "
+              f"{done.message}", flush=True)
         print(f"    worker processes' peak RSS: {', '.join(f'{peaks[p]:.0f} MB (+{growth[p]:.0f})' for p in peaks)}",
               flush=True)
         for name in (arrived.file.name, done.file.name):

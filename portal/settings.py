@@ -166,7 +166,12 @@ if S3_BUCKET:
 # Request bodies: the data endpoint enforces its own 15 MB limit (seed 000) while
 # streaming; Django's in-memory cap stays at its default for forms.
 FILE_UPLOAD_MAX_MEMORY_SIZE = 2_621_440
-# Larger files go to a temporary file whose name does not carry the file's own extension.
+# Larger files go to a temporary file whose name does not carry the file's own extension, in a
+# folder of MEDIA_ROOT: on the same file system, storing such a file is a rename, not another copy
+# (uploads.intake.Spooled). With S3 storage, the system's temporary folder.
+FILE_UPLOAD_TEMP_DIR = env("FILE_UPLOAD_TEMP_DIR", default=None if S3_BUCKET else str(MEDIA_ROOT / ".incoming"))
+if FILE_UPLOAD_TEMP_DIR:
+    Path(FILE_UPLOAD_TEMP_DIR).mkdir(parents=True, exist_ok=True)
 FILE_UPLOAD_HANDLERS = ["django.core.files.uploadhandler.MemoryFileUploadHandler",
                         "uploads.intake.TemporaryFileUploadHandler"]
 DATA_UPLOAD_MAX_MEMORY_SIZE = 2_621_440

@@ -26,9 +26,10 @@ def django_db_modify_db_settings(django_db_modify_db_settings_parallel_suffix):
 
 
 @pytest.fixture(autouse=True)
-def _isolated_files_and_eager_tasks(settings, tmp_path):
+def _isolated_files_and_eager_tasks(settings, tmp_path, tmp_path_factory):
     """Files go to a fresh folder; tasks run in-process unless a test starts a real worker."""
     settings.MEDIA_ROOT = tmp_path / "media"
+    settings.FILE_UPLOAD_TEMP_DIR = tmp_path_factory.mktemp("incoming")  # beside, not in, the test's tmp_path
     # Hashing a password the real way costs ~0.3 s; tests sign users in by the hundred.
     settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
     settings.PORTAL_BASE_URL = "http://testserver"

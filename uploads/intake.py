@@ -1,17 +1,17 @@
 """The one intake: every submission, from every channel, in both directions.
 
-A body (bytes or a stream) is spooled to a temporary file while it is counted and hashed,
-never more than the protocol's size limit of it; the integration's protocol checks it; only
-a submission without any error is stored (the file, then its Upload row, in one
-transaction), and then processed (inbound) or dispatched (outbound) once that transaction
+A body (bytes, a stream, or a form's temporary file) is counted and hashed as it is read, never
+more than the protocol's size limit of it, and kept for the check (Spooled); the integration's
+protocol checks it; only a submission without any error is stored (the file, then its Upload
+row, in one transaction), and then processed (inbound) or dispatched (outbound) once that transaction
 has committed. All or nothing: a refused submission leaves no row and no file.
 """
 
 import hashlib
+import io
 import logging
 import os
 import re
-import tempfile
 
 from django.core.exceptions import SuspiciousFileOperation
 from django.core.files import File, uploadhandler
@@ -56,37 +56,65 @@ def unreadable(exc):
 
 
 class Spooled:
-    """A body copied into a temporary file, with its size and SHA-256."""
+    """A body with its size and SHA-256, at hand for the check and then for storage.
+
+    A body that is a temporary file already (a form's large file, which Django's upload handler
+    wrote to FILE_UPLOAD_TEMP_DIR) is only read, not copied. Any other body is copied as it is
+    read: in memory up to SPOOL_IN_MEMORY_BYTES, beyond that into a temporary file of the same
+    kind. The local storage takes a temporary file by renaming it (when FILE_UPLOAD_TEMP_DIR is on
+    MEDIA_ROOT's file system, as it is by default), so a large file is written to the disk once
+    instead of two or three times (a 5 GiB outbound file took 2.7 times as long as the File Upload
+    API's own PUT, which writes it once).
+    """
 
     def __init__(self, body, limit, expected_size=None):
-        self.file = tempfile.SpooledTemporaryFile(max_size=SPOOL_IN_MEMORY_BYTES)
+        self.owned = not hasattr(body, "temporary_file_path")
+        self.file = io.BytesIO() if self.owned else body
         try:
-            self.size, self.sha256 = self._copy(body, limit, expected_size)
+            if not self.owned:
+                body.seek(0)
+            self.size, self.sha256 = self._read(body, limit, expected_size)
         except BaseException:
-            self.file.close()
+            self.close()
             raise
         self.file.seek(0)
 
-    def _copy(self, body, limit, expected_size):
+    def _read(self, body, limit, expected_size):
         digest, size = hashlib.sha256(), 0
         for chunk in _chunks(body, limit):
             size += len(chunk)
             if size > limit:
                 raise too_large(limit=limit)
             digest.update(chunk)
-            self.file.write(chunk)
+            if self.owned:
+                self._keep(chunk, size)
         if expected_size is not None and size != expected_size:
             # The client stopped before sending what its Content-Length promised: a failed request.
             raise IntakeError([error("request_incomplete", f"The request body ended after {size:,} of the "
                                                            f"{expected_size:,} bytes its Content-Length announced.")])
         return size, digest.hexdigest()
 
+    def _keep(self, chunk, size):
+        if size > SPOOL_IN_MEMORY_BYTES and isinstance(self.file, io.BytesIO):
+            spilled = TemporaryUploadedFile("spooled", "application/octet-stream", 0, None)
+            spilled.write(self.file.getvalue())
+            self.file.close()
+            self.file = spilled
+        self.file.write(chunk)
+
     def rewind(self):
         self.file.seek(0)
         return self.file
 
+    def for_storage(self):
+        """The body as storage takes it: a temporary file (which the local storage moves into
+        place) or the bytes in memory."""
+        self.file.seek(0)
+        return self.file if hasattr(self.file, "temporary_file_path") else File(self.file)
+
     def close(self):
-        self.file.close()
+        if self.owned:
+            self.file.close()  # a temporary file moved into storage is gone already: nothing to delete
 
 
 def _chunks(body, limit):
@@ -141,7 +169,7 @@ def receive(integration, body, *, channel, content_type="", filename="", submitt
         else:
             upload.status = Upload.Status.DRY_RUN if integration.sandbox else Upload.Status.SENDING
         name = _stored_name(integration, filename, checked.extension)
-        upload.file.save(name, File(spooled.rewind()), save=False)
+        upload.file.save(name, spooled.for_storage(), save=False)
     finally:
         spooled.close()
     try:

@@ -243,6 +243,9 @@ PORTAL_REQUEUE_AFTER_SECONDS = env.int("PORTAL_REQUEUE_AFTER_SECONDS", default=6
 PORTAL_REQUEUE_CHECK_SECONDS = env.float("PORTAL_REQUEUE_CHECK_SECONDS", default=15.0)
 # How long the request log keeps a row (uploads/request_log.py prune, daily).
 PORTAL_REQUEST_LOG_DAYS = env.int("PORTAL_REQUEST_LOG_DAYS", default=30)
+# How many reverse proxies in front of the web processes append the address they saw to
+# X-Forwarded-For: the request log then takes the client's address from there (0: REMOTE_ADDR).
+PORTAL_PROXY_COUNT = env.int("PORTAL_PROXY_COUNT", default=0)
 CELERY_BEAT_SCHEDULE = {
     "requeue-stalled-uploads": {"task": "uploads.tasks.requeue_stalled_uploads",
                                 "schedule": PORTAL_REQUEUE_CHECK_SECONDS},

@@ -76,6 +76,24 @@ def test_four_bad_posts_and_a_good_one_are_all_in_the_history(client, owner_clie
     assert "Start of the body" in detail and "This must be a number." in detail
 
 
+@pytest.mark.parametrize("proxies, forwarded, logged", [
+    (0, "198.51.100.9", "203.0.113.7"),  # no proxy in front: the header is the client's word, not read
+    (1, "198.51.100.9", "198.51.100.9"),  # what the one proxy saw
+    (1, "10.9.9.9, 198.51.100.9", "198.51.100.9"),  # the client sent a header of its own: not read
+    (2, "10.9.9.9, 198.51.100.9, 192.0.2.1", "198.51.100.9"),  # what the outer of two proxies saw
+    (2, "198.51.100.9", "203.0.113.7"),  # past fewer proxies than there are: the server's peer
+    (1, "", "203.0.113.7"),
+    (1, "not-an-address", None),
+    (1, "2001:db8::1", "2001:db8::1"),
+])
+def test_behind_proxies_the_client_address_is_the_one_the_outermost_proxy_saw(
+        client, token, settings, proxies, forwarded, logged):
+    settings.PORTAL_PROXY_COUNT = proxies
+    post(client, token, "[", HTTP_X_FORWARDED_FOR=forwarded)
+    row = RequestLog.objects.get()
+    assert (str(row.client_address) if row.client_address else None) == logged
+
+
 def test_a_refused_upload_form_file_is_logged_with_its_causes(editor_client, tenant, activity_integration):
     rows = "".join(f"u{n}@x.com,2026-11-01,3,1,1\n" for n in range(150))
     editor_client.post(url("upload_create", tenant), {

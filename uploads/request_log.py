@@ -16,6 +16,7 @@ an address), so that a flood of bad requests cannot fill the table.
 """
 
 import contextvars
+import ipaddress
 import json
 import logging
 import re
@@ -281,9 +282,21 @@ def _content_length(request):
 
 
 def _client_address(request):
-    # The address the server saw; behind a proxy, the proxy's (X-Forwarded-For is the client's word).
-    address = request.META.get("REMOTE_ADDR") or None
-    return address if address and re.fullmatch(r"[0-9A-Fa-f:.]+", address) else None
+    """The address the server saw (REMOTE_ADDR); behind PORTAL_PROXY_COUNT reverse proxies, the one
+    the outermost of them saw: each appends its peer's address to X-Forwarded-For, so it is the
+    PORTAL_PROXY_COUNT-th from the right. What stands further left is the client's own word, and
+    is not read. A request that came past fewer proxies (the header is shorter) keeps REMOTE_ADDR."""
+    address = request.META.get("REMOTE_ADDR") or ""
+    proxies, forwarded = settings.PORTAL_PROXY_COUNT, request.META.get("HTTP_X_FORWARDED_FOR", "")
+    if proxies > 0 and forwarded:
+        hops = [hop.strip() for hop in forwarded.split(",")]
+        if len(hops) >= proxies:
+            address = hops[-proxies]
+    try:
+        parsed = ipaddress.ip_address(address)
+    except ValueError:
+        return None
+    return None if getattr(parsed, "scope_id", None) else str(parsed)  # the database's inet has no zone
 
 
 def _answer(response):

@@ -2,8 +2,8 @@
 
 gunicorn as `make run` starts it (portal/serving.py: its workers and threads) and the Celery
 worker as bin/run starts it, on the database and broker of the environment. The server runs
-the portal with two reference views added (bench/trivial_site.py, trivial_urls.py). wrk (Debian's package; `make bench` installs it when missing)
-drives 16 connections for 30 s:
+the portal with two reference views added (bench/trivial_site.py, trivial_urls.py). wrk
+(Debian's package; `make bench` installs it when missing) drives 16 connections for 30 s:
 
   (a) at the trivial view: the ceiling of this server on this machine;
   (b) at the data endpoint of the bench tenant's `calls` integration (JSON, out of Sandbox
@@ -76,6 +76,7 @@ def main():
     env = stack.environment(workdir, DJANGO_SETTINGS_MODULE="trivial_site",
                             PYTHONPATH=os.pathsep.join([str(HERE), os.environ.get("PYTHONPATH", "")]))
     web = worker = None
+    table_made = False
     try:
         port = stack.free_port()
         base = f"http://127.0.0.1:{port}"
@@ -92,13 +93,8 @@ def main():
         from integrations.models import Integration
         from uploads.models import Upload
 
-        from django.db import connection
-
-        import trivial_urls
-
-        with connection.cursor() as cursor:  # (c)'s bare table, empty
-            cursor.execute(f"DROP TABLE IF EXISTS {trivial_urls.ONE_INSERT_TABLE}")
-            cursor.execute(f"CREATE TABLE {trivial_urls.ONE_INSERT_TABLE} (body text)")
+        one_insert_table(create=True)
+        table_made = True
         integration = Integration.objects.get(tenant__slug=TENANT, key=calls["data_type"], direction="inbound")
         actor = get_user_model().objects.get(username=demo["username"])
         services.set_sandbox(integration, actor, False)
@@ -158,20 +154,21 @@ def main():
     finally:
         stack.stop(web)
         stack.stop(worker)
-        _drop_one_insert_table()
+        if table_made:
+            one_insert_table(create=False)
         shutil.rmtree(workdir, ignore_errors=True)
 
 
-def _drop_one_insert_table():
-    try:
-        from django.db import connection
+def one_insert_table(create):
+    """(c)'s bare table: made empty before the run, dropped after it."""
+    from django.db import connection
 
-        import trivial_urls
+    from trivial_urls import ONE_INSERT_TABLE
 
-        with connection.cursor() as cursor:
-            cursor.execute(f"DROP TABLE IF EXISTS {trivial_urls.ONE_INSERT_TABLE}")
-    except Exception:  # noqa: BLE001 — Django was never set up: there is no table
-        pass
+    with connection.cursor() as cursor:
+        cursor.execute(f"DROP TABLE IF EXISTS {ONE_INSERT_TABLE}")
+        if create:
+            cursor.execute(f"CREATE TABLE {ONE_INSERT_TABLE} (body text)")
 
 
 if __name__ == "__main__":

@@ -1,21 +1,27 @@
 """Writes that race: a PATCH and a DELETE of the same integration at the same moment, through
 gunicorn as deployed (threads), forty times. Each round ends in one of the two orders, never in
-a server error, and never with a deleted integration back (a save that fell back to INSERT)."""
+a server error, and never with a deleted integration back (a save that fell back to INSERT).
+And two integrations' processing creating the same new accounts at once."""
 
 import re
 import threading
+import time
 from pathlib import Path
 
 import pytest
 import requests
+from django.db import connection, transaction
 from django.urls import reverse
 
 from integrations import services
 from integrations.models import ApiToken, Integration
 from live_stack import gunicorn
 from integrations import views
+from integrations.protocols.data_integration import values
+from integrations.protocols.data_integration.protocol import DataFormat
 from portal.models import AuditEvent
 from uploads.intake import receive
+from uploads.models import Account
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -96,3 +102,47 @@ def test_a_page_acting_on_an_integration_deleted_meanwhile_answers_404(
     answer = owner_client.post(reverse(page, args=[tenant.slug, stale.pk]), form)
     assert answer.status_code == 404
     assert not Integration.objects.filter(pk=stale.pk).exists()
+
+
+def test_two_integrations_creating_the_same_new_accounts_at_once_do_not_deadlock(tenant, owner, calls_integration):
+    """Two processing transactions of one tenant, each creating the same two new accounts in the
+    opposite order (as two batches did under load). Before the tenant's lock for new accounts,
+    each waited for the other's uncommitted row and PostgreSQL failed one as a deadlock."""
+    if connection.vendor != "postgresql":
+        pytest.skip("SQLite runs one write transaction at a time")
+    other = services.create_integration(
+        tenant, owner, name="Calls again", data_type="calls-again", data_format="json",
+        field_keys=["email", "date", "calls"], metrics=[{"name": "calls", "source_key": "calls", "aggregation": "sum"}])
+    formats = [DataFormat.of(calls_integration), DataFormat.of(other)]
+    inserted_first, errors = [], []
+
+    def other_is_blocked_or_done_too():
+        # Both inserted their first account, or one waits for a lock the other holds.
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT pg_stat_clear_snapshot()")
+            cursor.execute("SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' "
+                           "AND datname = current_database()")
+            return len(inserted_first) == 2 or cursor.fetchone()[0] > 0
+
+    def batch(fmt, emails):
+        try:
+            with transaction.atomic():
+                values._account_ids(fmt, emails[:1])
+                inserted_first.append(fmt.integration_id)
+                deadline = time.monotonic() + 30
+                while not other_is_blocked_or_done_too() and time.monotonic() < deadline:
+                    time.sleep(0.01)  # polling the other transaction's state, not waiting for it
+                values._account_ids(fmt, emails[1:])
+        except Exception as exc:  # noqa: BLE001 — collected for the assertion below
+            errors.append(exc)
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=batch, args=(formats[0], ["ann@x.com", "bob@x.com"])),
+               threading.Thread(target=batch, args=(formats[1], ["bob@x.com", "ann@x.com"]))]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert errors == []
+    assert sorted(Account.objects.filter(tenant=tenant).values_list("email", flat=True)) == ["ann@x.com", "bob@x.com"]

@@ -10,6 +10,8 @@ from django.db import models
 from django.urls import reverse
 from django.utils import timezone
 
+from portal.models import Tenant
+
 
 class Group(models.Model):
     """A team of accounts (reference 001's groups): its id is the Group ID the score APIs name it by."""
@@ -109,6 +111,19 @@ class Account(models.Model):
                 models.Q(username__in=candidates) | models.Q(username__startswith=f"{local}-")
             ).values_list("username", flat=True)}
         return next(name for name in cls.username_candidates(email) if name.lower() not in taken)
+
+    @staticmethod
+    def lock_for_new(tenant_id):
+        """Hold the tenant's row, to the end of the transaction, before inserting its new accounts.
+
+        Accounts are the tenant's, shared by all its integrations, whose processing runs side by
+        side in transactions that last a batch. Two of them inserting some of the same new emails
+        in different orders each waited for the other's uncommitted row, and PostgreSQL failed one
+        upload as a deadlock (seen under load, with two integrations of one tenant). Under this
+        lock new accounts go in one transaction at a time. FOR NO KEY UPDATE: rows that merely
+        point at the tenant (uploads, the request log) are stored meanwhile.
+        """
+        list(Tenant.objects.select_for_update(no_key=True).filter(pk=tenant_id).values_list("pk", flat=True))
 
     @classmethod
     def fill_usernames(cls, tenant_id):

@@ -167,6 +167,7 @@ def _in_cycles(managers):
 def import_directory(tenant_id, frame):
     """Apply a checked file: returns counts. Runs in the processing transaction (the intake's
     integration lock keeps two imports of one integration apart)."""
+    Account.lock_for_new(tenant_id)  # and apart from processing that creates accounts of the tenant
     plan = check_directory(tenant_id, frame)  # the tenant may have changed since the file arrived
     emails = list(frame["email"])
     accounts = {a.email: a for a in Account.objects.filter(tenant_id=tenant_id)}

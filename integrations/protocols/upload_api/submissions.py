@@ -157,6 +157,7 @@ def _accounts(tenant_id, all_rows, unknown_email, feedback):
         return {}
     if missing:
         now = timezone.now()
+        Account.lock_for_new(tenant_id)
         Account.objects.bulk_create([Account(tenant_id=tenant_id, email=email, created_at=now) for email in missing],
                                     ignore_conflicts=True, batch_size=BATCH_SIZE)
         ids.update(_account_ids(tenant_id, missing))

@@ -4,11 +4,14 @@ records the files that arrived. Against moto's S3 in server mode on 127.0.0.1 (n
 moto does not check what S3 checks at the door: a presigned URL's signature and its expiry (a
 tampered or expired URL is accepted by moto, refused 403 by S3), nor S3's 5 GB limit for one
 PUT. Those are S3's to enforce; these tests cover the portal's part: the URL it signs, what it
-records, and what it does with a file it must not keep.
+records, and what it does with a file it must not keep. And the intake's large bodies, which
+wait in a temporary file and are then stored in S3 whole.
 """
 
 import hashlib
+import io
 import json
+import os
 import socket
 from datetime import timedelta
 from urllib.parse import parse_qs, urlsplit
@@ -25,6 +28,7 @@ from integrations import services
 from integrations.models import ApiToken
 from integrations.protocols.file_upload import s3, tasks, tokens
 from integrations.protocols.file_upload.models import FileSlot, Notification
+from uploads import intake
 from uploads.models import MetricValue, Upload
 
 pytestmark = pytest.mark.django_db
@@ -110,7 +114,7 @@ def test_a_second_put_to_the_same_url_is_deleted(client, bucket, token, django_c
     requests.put(answer["url"], data=b"something else", timeout=30)  # S3 takes it until the URL expires …
     check(django_capture_on_commit_callbacks)  # … and the portal deletes it
     upload = Upload.objects.get()
-    assert keys(bucket) == [upload.file.name]
+    assert keys(bucket) == sorted(stored.name for stored in upload.stored_files)  # the file, its summary
     assert bucket.get_object(Bucket=BUCKET, Key=upload.file.name)["Body"].read() == CSV
 
 
@@ -161,3 +165,15 @@ def test_editors_download_through_a_short_lived_url(client, bucket, token, edito
 def test_the_embedded_put_is_not_offered_with_s3(client, bucket, token):
     answer = ask(client, token)
     assert not answer["url"].startswith("http://testserver") and s3.enabled()
+
+
+def test_a_large_body_goes_to_s3_whole_and_leaves_no_temporary_file(bucket, activity_integration, settings):
+    lines = ["email,date,calls,talk_minutes,deals"] + [f"u{i % 300}@x.com,8/{i % 28 + 1}/2016,{i % 9},{i % 60},1"
+                                                       for i in range(60_000)]
+    body = ("\n".join(lines) + "\n").encode()
+    assert len(body) > intake.SPOOL_IN_MEMORY_BYTES  # spooled to a temporary file, then sent to S3
+    upload = intake.receive(activity_integration, io.BytesIO(body), channel="api", content_type="text/csv")
+    assert keys(bucket) == sorted(stored.name for stored in upload.stored_files)  # the file, its summary
+    stored = bucket.get_object(Bucket=BUCKET, Key=upload.file.name)["Body"].read()
+    assert hashlib.sha256(stored).hexdigest() == upload.sha256 == hashlib.sha256(body).hexdigest()
+    assert os.listdir(settings.FILE_UPLOAD_TEMP_DIR) == []

@@ -126,6 +126,14 @@ class Account(models.Model):
         list(Tenant.objects.select_for_update(no_key=True).filter(pk=tenant_id).values_list("pk", flat=True))
 
     @classmethod
+    def create_missing(cls, tenant_id, emails):
+        """Accounts for emails the tenant has none for (processing's "create the account"), under
+        lock_for_new; an email that has one meanwhile is skipped."""
+        cls.lock_for_new(tenant_id)
+        cls.objects.bulk_create([cls(tenant_id=tenant_id, email=email) for email in emails], ignore_conflicts=True,
+                                batch_size=2000)  # 8,000 parameters a statement, under SQLite's cap
+
+    @classmethod
     def fill_usernames(cls, tenant_id):
         """Give a username to the tenant's accounts that have none (created in bulk); returns how many."""
         blank = list(cls.objects.filter(tenant_id=tenant_id, username="").order_by("id"))

@@ -189,7 +189,7 @@ def _process_next_ones(upload, deadline):
 def _process_following(following, integration):
     """One upload of a batch after the first, in a savepoint: processed, or failed and returned as it
     now stands."""
-    following.status, following.started_at, following.finished_at = Status.PROCESSING, timezone.now(), None
+    following.started_at, following.finished_at = timezone.now(), None
     try:
         with transaction.atomic():  # a savepoint: this upload's writes go whole or not at all
             return _process_locked(following, integration, next_in_batch=True)

@@ -43,10 +43,7 @@ def _account_ids(fmt, emails):
         if fmt.unknown_user == "reject":
             raise IntakeError([error(TRANSFORM_DATA, f"No such user in this organisation: {email}.",
                                      column=fmt.user_key) for email in missing])
-        now = timezone.now()
-        Account.lock_for_new(tenant_id)
-        Account.objects.bulk_create([Account(tenant_id=tenant_id, email=e, created_at=now) for e in missing],
-                                    ignore_conflicts=True, batch_size=BATCH_SIZE)
+        Account.create_missing(tenant_id, missing)
         ids.update(_select_ids(tenant_id, missing))
     return ids
 

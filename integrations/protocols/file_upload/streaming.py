@@ -411,9 +411,7 @@ class _Accounts:
             self.known.update(self._select(wanted))
             missing = [e for e in wanted if e not in self.known]
             if missing:  # "reject" integrations refused unknown users when parsing: only "create" gets here
-                Account.lock_for_new(self.fmt.tenant_id)
-                Account.objects.bulk_create([Account(tenant_id=self.fmt.tenant_id, email=e) for e in missing],
-                                            ignore_conflicts=True, batch_size=2000)
+                Account.create_missing(self.fmt.tenant_id, missing)
                 self.known.update(self._select(missing))
         return self.known
 

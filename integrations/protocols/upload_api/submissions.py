@@ -15,7 +15,6 @@
 import json
 
 from django.db import connection, transaction
-from django.utils import timezone
 
 from integrations import registry
 from uploads.errors import IntakeError, error
@@ -156,10 +155,7 @@ def _accounts(tenant_id, all_rows, unknown_email, feedback):
                 f"No account in this organisation has the email {lowered.iat[i]}."))
         return {}
     if missing:
-        now = timezone.now()
-        Account.lock_for_new(tenant_id)
-        Account.objects.bulk_create([Account(tenant_id=tenant_id, email=email, created_at=now) for email in missing],
-                                    ignore_conflicts=True, batch_size=BATCH_SIZE)
+        Account.create_missing(tenant_id, missing)
         ids.update(_account_ids(tenant_id, missing))
     return ids
 

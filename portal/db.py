@@ -1,4 +1,7 @@
-"""Commits that do not wait for the disk, on PostgreSQL, for writes whose loss costs little.
+"""Database helpers: commits that do not wait for the disk, updates written together, and the
+errors that say the database could not do it now.
+
+Commits that do not wait for the disk, on PostgreSQL, for writes whose loss costs little.
 
 With `synchronous_commit` off, a commit is visible to every other connection at once, as
 always, and reaches the disk a fraction of a second later: only a crash of the database's
@@ -12,8 +15,14 @@ PostgreSQL, or inside a caller's transaction, these change nothing.
 import contextlib
 import contextvars
 
-from django.db import DatabaseError, connection, connections, transaction
+from django.db import DatabaseError, InterfaceError, OperationalError, connection, connections, transaction
 from django.db.models.sql import UpdateQuery
+
+# The database could not do it now, which says nothing of the work: a deadlock, a lock or
+# statement timeout, a lost connection or a restarting server (OperationalError), a connection
+# already closed (InterfaceError), SQLite's "database is locked". Work that meets one is tried
+# again later (uploads/tasks.py); portal/celery.py closes the connection it may have broken.
+DATABASE_BUSY = (OperationalError, InterfaceError)
 
 _session_off = contextvars.ContextVar("synchronous_commit_off", default=False)
 

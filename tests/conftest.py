@@ -160,6 +160,7 @@ def broker(tmp_path):
     reconnect()
     celery_app.conf.task_always_eager = False
     yield env
+    celery_app.control.purge()  # what no worker took stays out of the next test's broker
     celery_app.conf.task_always_eager = True
     celery_app.conf.broker_url, celery_app.conf.broker_transport_options = saved
     reconnect()

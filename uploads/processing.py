@@ -27,12 +27,13 @@ import time
 from functools import partial
 
 from django.conf import settings
-from django.db import transaction
+from django.db import connection, transaction
 from django.db.models import Q, prefetch_related_objects
 from django.utils import timezone
 
 from integrations.models import Integration
 from portal.audit import Action, record
+from portal.db import DATABASE_BUSY
 
 from . import queue
 from .errors import TRANSFORM_DATA, IntakeError, error
@@ -47,11 +48,17 @@ BATCH_SECONDS = 0.5
 # for the lock; read this many at a time.
 FOLLOWING = [Status.WAITING, Status.QUEUED, Status.PROCESSING]
 FOLLOWING_READ_AT_ONCE = 20
+# When the database is busy or unreachable (portal.db.DATABASE_BUSY), the batch's transaction
+# rolls back whole, so nothing of it is kept, and the upload's task runs again later
+# (uploads/tasks.py) rather than the upload failing: out of Sandbox Mode a failure halts the
+# integration until an editor acts. After BUSY_TRIES tries it fails all the same, saying why.
+BUSY_TRIES = 6
 
 
 def process_upload(upload_id):
     """Process one upload, once (and, out of Sandbox Mode, the ones that follow it). Safe to call
-    again, from any worker, at any time. Returns the upload, or None when it was not ours to do."""
+    again, from any worker, at any time. Returns the upload, or None when it was not ours to do.
+    Raises one of DATABASE_BUSY, with nothing written, when the database could not do it now."""
     # Claim: only a queued upload (or one whose worker died mid-way) is taken. A task may find its
     # upload processed already in another's batch (the sweep sends tasks again): a read tells it so
     # without the write (on SQLite, every write waits for the one write lock that batches and
@@ -63,13 +70,24 @@ def process_upload(upload_id):
     claimed = takeable.update(status=Status.PROCESSING, started_at=timezone.now(), finished_at=None)
     if not claimed:
         return None
-    try:
-        return _process_batch(upload_id)
-    finally:
-        # Uploads that arrived behind this batch without a task of their own (queue_processing),
-        # and that the batch did not reach: the oldest one's task takes them on. Asked once the
-        # batch is committed, so that an upload that saw this batch's ones still queued is found.
-        transaction.on_commit(partial(_queue_oldest_queued, integration_id))
+    upload = _process_batch(upload_id)
+    # Uploads that arrived behind this batch without a task of their own (queue_processing),
+    # and that the batch did not reach: the oldest one's task takes them on. Asked once the
+    # batch is committed, so that an upload that saw this batch's ones still queued is found.
+    # (Not after a busy database: the upload's next try asks.)
+    transaction.on_commit(partial(_queue_oldest_queued, integration_id))
+    return upload
+
+
+def give_up(upload_id, exc):
+    """The database was busy or unreachable at each of BUSY_TRIES tries: the upload fails, saying
+    so (an editor can retry it). Raises if the database still cannot be reached; the upload then
+    stays queued or processing, and the stalled-upload check sends its task again later."""
+    connection.close_if_unusable_or_obsolete()  # a connection the last try broke is not used again
+    _fail(upload_id, [error("database_unavailable", (
+        f"The database was busy or unreachable at each of {BUSY_TRIES} tries ({type(exc).__name__}); "
+        "nothing was written. Retry the upload."))], statuses=(Status.QUEUED, Status.PROCESSING))
+    return Upload.objects.get(pk=upload_id)
 
 
 def queue_processing(upload):
@@ -99,6 +117,8 @@ def _process_batch(upload_id):
             last = _process_next_ones(upload, deadline) if upload.status == Status.PROCESSED else upload
     except IntakeError as exc:
         _fail(upload_id, exc.errors)
+    except DATABASE_BUSY:
+        raise  # the upload is not at fault: it is tried again (process_upload)
     except Exception as exc:  # noqa: BLE001 — the upload must not stay "processing" forever
         log.exception("Processing upload %s failed", upload_id)
         _fail(upload_id, [error("processing_failed", f"Processing failed: {type(exc).__name__}.")])
@@ -195,7 +215,9 @@ def _process_following(following, integration):
             return _process_locked(following, integration, next_in_batch=True)
     except IntakeError as exc:
         errors = exc.errors
-    except Exception as exc:  # noqa: BLE001 — as in process_upload
+    except DATABASE_BUSY:
+        raise  # the whole batch is tried again, this upload with it (process_upload)
+    except Exception as exc:  # noqa: BLE001 — as in _process_batch
         log.exception("Processing upload %s failed", following.pk)
         errors = [error("processing_failed", f"Processing failed: {type(exc).__name__}.")]
     _fail(following.pk, errors, FOLLOWING, started_at=following.started_at)

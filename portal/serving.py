@@ -15,12 +15,14 @@ thread at all; see docs/operations.md. Settings: WEB_WORKERS, WEB_THREADS,
 PORTAL_BODY_GRACE_SECONDS, PORTAL_BODY_MIN_BYTES_PER_SECOND.
 """
 
+import gc
 import logging
 import os
 import socket
 import time
 
 from django.http.multipartparser import MultiPartParserError
+from django.urls import get_resolver
 
 log = logging.getLogger("portal.serving")
 
@@ -39,8 +41,13 @@ access_log_format = '%(h)s %(t)s "%(m)s %(U)s %(H)s" %(s)s %(B)s %(M)sms'
 
 
 def post_worker_init(worker):
-    """Every request of this worker goes through BodyDeadline."""
+    """Every request of this worker goes through BodyDeadline. What the worker loaded to serve
+    (Django, the URLs with every view they import) is left out of the garbage collector's full
+    collections, which otherwise walk it all, in the middle of a request (docs/performance.md)."""
     worker.wsgi = BodyDeadline(worker.wsgi)
+    get_resolver().url_patterns  # imports every view now rather than at the first request
+    gc.collect()
+    gc.freeze()
 
 
 class BrokenBody(MultiPartParserError):

@@ -110,6 +110,13 @@ def calls_integration(tenant, owner):
 
 
 @pytest.fixture
+def live_calls(calls_integration, owner):
+    """The same integration out of Sandbox Mode: its uploads are processed in arrival order."""
+    services.set_sandbox(calls_integration, owner, False)
+    return calls_integration
+
+
+@pytest.fixture
 def activity_integration(tenant, owner):
     """A CSV integration with three numeric fields."""
     return services.create_integration(

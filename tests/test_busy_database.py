@@ -23,12 +23,6 @@ ROWS = (b'[{"email": "jason@yourcompany.com", "date": "8/16/2016", "calls": "3"}
         b' {"email": "jason@yourcompany.com", "date": "8/16/2016", "calls": "4"}]')
 
 
-@pytest.fixture
-def live_calls(calls_integration, owner):
-    services.set_sandbox(calls_integration, owner, False)
-    return calls_integration
-
-
 def _wait_briefly(sender, connection, **kwargs):
     with connection.cursor() as cursor:
         if connection.vendor == "postgresql":

@@ -30,12 +30,6 @@ def long_ago():
     return timezone.now() - timedelta(seconds=django_settings.PORTAL_REQUEUE_AFTER_SECONDS + 5)
 
 
-@pytest.fixture
-def live_calls(calls_integration, owner):
-    services.set_sandbox(calls_integration, owner, False)
-    return calls_integration
-
-
 def test_an_upload_whose_task_was_lost_is_processed_once_it_is_old(live_calls):
     upload = receive(live_calls, ROWS, content_type="application/json", channel="api")
     assert upload.status == Upload.Status.QUEUED and upload.queued_at
